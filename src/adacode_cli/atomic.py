@@ -1,0 +1,52 @@
+"""Atomic file writes: a reader sees the old file or the complete new one, never a partial one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+TEMP_PREFIX = ".adacode-tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(destination: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `destination`; rename it into place only if the block succeeds.
+
+    The temporary file lives in the destination's folder so the final `os.replace` is atomic, and
+    it keeps `suffix` so writers that pick a format from the extension still work.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(
+        prefix=TEMP_PREFIX, suffix=suffix or destination.suffix, dir=destination.parent
+    )
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        yield temp
+        with open(temp, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(temp, destination)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def atomic_write_bytes(destination: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `destination` atomically."""
+    with atomic_path(destination) as temp:
+        temp.write_bytes(data)
+
+
+def atomic_write_text(destination: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 `text` to `destination` atomically."""
+    atomic_write_bytes(destination, text.encode("utf-8"))
+
+
+def atomic_save(destination: str | os.PathLike[str], save: Callable[[Path], None]) -> None:
+    """Call `save(temp_path)` and move the result to `destination` atomically."""
+    with atomic_path(destination) as temp:
+        save(temp)

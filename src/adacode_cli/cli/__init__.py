@@ -1,0 +1,1 @@
+"""Thin Typer commands: parse arguments, call the engine/weights/train layers, print results."""

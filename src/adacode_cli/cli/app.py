@@ -1,0 +1,73 @@
+"""The `adacode` entry point: builds the Typer app and turns user errors into one line + exit code.
+
+Nothing here imports torch: `adacode --help` must stay instant. Each command module imports the
+heavy layers inside its command functions.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from adacode_cli import __version__
+from adacode_cli.cli import data_cmds, model_cmds, restore_cmds, train_cmds, weights_cmds
+from adacode_cli.errors import AdaCodeError
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="adacode",
+    help="AdaCode image restoration: super-resolution, inpainting and reconstruction.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"adacode {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show tracebacks on errors."),
+) -> None:
+    """AdaCode image restoration (Liu et al., ICCV 2023)."""
+
+
+for _module in (restore_cmds, weights_cmds, model_cmds, train_cmds, data_cmds):
+    _module.register(app)
+
+
+def _wants_traceback(argv: list[str]) -> bool:
+    return any(arg in ("-v", "--verbose") or (arg.startswith("-v") and set(arg[1:]) == {"v"})
+               for arg in argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a user-caused error prints one line (a traceback only with -v).
+
+    Typer handles usage errors itself (exit 2); our own errors carry their exit code.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args, prog_name="adacode")
+    except AdaCodeError as error:
+        if _wants_traceback(args):
+            traceback.print_exc()
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)

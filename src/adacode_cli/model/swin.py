@@ -1,0 +1,232 @@
+"""Swin transformer layers (SwinIR's RSTB) used by the weight predictor and the LQ encoder.
+
+Window attention runs through `scaled_dot_product_attention` with the relative-position bias and
+the shifted-window mask folded into one additive mask. Masks are cached per feature size, and the
+combined mask is cached too while no gradient is needed (inference), keyed by the bias table's
+version so a weight load invalidates it. `attention="math"` keeps the plain formulation of the
+paper's code, used by the tests to prove the fast path equal.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SHIFT_MASK_VALUE = -100.0  # the official code uses -100, not -inf; keep it for identical softmax
+
+
+def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B * windows, window * window, C), windows in row-major order."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window, window, w // window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
+
+
+def window_reverse(windows: torch.Tensor, window: int, h: int, w: int) -> torch.Tensor:
+    """Inverse of `window_partition`: (B * windows, window * window, C) -> (B, H, W, C)."""
+    c = windows.shape[-1]
+    b = windows.shape[0] // ((h // window) * (w // window))
+    x = windows.view(b, h // window, w // window, window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+
+
+@lru_cache(maxsize=8)
+def _relative_position_index(window: int) -> torch.Tensor:
+    coords = torch.stack(
+        torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    ).flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+    return relative[:, :, 0] * (2 * window - 1) + relative[:, :, 1]
+
+
+@lru_cache(maxsize=32)
+def shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -> torch.Tensor:
+    """Additive mask (windows, N, N) that stops tokens from attending across a cyclic-shift seam."""
+    region = torch.zeros(1, h, w, 1)
+    label = 0
+    bounds = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+    for rows in bounds:
+        for cols in bounds:
+            region[:, rows, cols, :] = label
+            label += 1
+    windows = window_partition(region, window).squeeze(-1)
+    diff = windows[:, None, :] - windows[:, :, None]
+    mask = torch.zeros_like(diff).masked_fill(diff != 0, SHIFT_MASK_VALUE)
+    return mask.to(device)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside windows, with a learned relative-position bias."""
+
+    def __init__(self, dim: int, window: int, heads: int, attention: str = "sdpa") -> None:
+        super().__init__()
+        self.dim, self.window, self.heads = dim, window, heads
+        self.scale = (dim // heads) ** -0.5
+        self.attention = attention
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window - 1) ** 2, heads)
+        )
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.register_buffer(
+            "relative_position_index", _relative_position_index(window).clone(), persistent=False
+        )
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self._mask_cache: dict[tuple, torch.Tensor] = {}
+
+    def position_bias(self) -> torch.Tensor:
+        """(heads, N, N) bias looked up from the table."""
+        n = self.window * self.window
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        return bias.view(n, n, -1).permute(2, 0, 1).contiguous()
+
+    def _additive_mask(
+        self, shift: torch.Tensor | None, size: tuple[int, int], dtype: torch.dtype
+    ) -> torch.Tensor:
+        """(1, windows*heads or heads, N, N) bias + shift mask, cached while no grad is needed."""
+        table = self.relative_position_bias_table
+        cacheable = not torch.is_grad_enabled() or not table.requires_grad
+        # inference tensors have no version counter; they cannot change outside inference mode
+        version = -1 if table.is_inference() else table._version
+        key = (shift is None, size, dtype, table.device, version, table.data_ptr())
+        if cacheable and key in self._mask_cache:
+            return self._mask_cache[key]
+        bias = self.position_bias().to(dtype)
+        if shift is None:
+            mask = bias.unsqueeze(0)
+        else:
+            n = bias.shape[-1]
+            mask = (shift.to(dtype)[:, None] + bias[None]).reshape(1, -1, n, n)
+        if cacheable:
+            if len(self._mask_cache) > 4:
+                self._mask_cache.clear()
+            self._mask_cache[key] = mask
+        return mask
+
+    def forward(
+        self, x: torch.Tensor, shift: torch.Tensor | None, size: tuple[int, int]
+    ) -> torch.Tensor:
+        """x: (B * windows, N, C); shift: the (windows, N, N) mask of an (H, W) map, or None."""
+        bw, n, c = x.shape
+        qkv = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if self.attention == "math":
+            out = self._math_attention(q, k, v, shift)
+        else:
+            mask = self._additive_mask(shift, size, q.dtype)
+            windows = 1 if shift is None else shift.shape[0]
+            batch = bw // windows
+            out = F.scaled_dot_product_attention(
+                q.reshape(batch, -1, n, c // self.heads),
+                k.reshape(batch, -1, n, c // self.heads),
+                v.reshape(batch, -1, n, c // self.heads),
+                attn_mask=mask,
+                scale=self.scale,
+            ).reshape(bw, self.heads, n, c // self.heads)
+        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
+
+    def _math_attention(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, shift: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The paper code's formulation: scaled q, explicit softmax."""
+        attn = (q * self.scale) @ k.transpose(-2, -1) + self.position_bias().unsqueeze(0)
+        if shift is not None:
+            windows, n = shift.shape[0], attn.shape[-1]
+            attn = attn.view(-1, windows, self.heads, n, n) + shift.unsqueeze(1).unsqueeze(0)
+            attn = attn.view(-1, self.heads, n, n)
+        return attn.softmax(dim=-1) @ v
+
+
+class SwinBlock(nn.Module):
+    """(Shifted-)window attention block; every second block shifts by half a window."""
+
+    def __init__(self, dim: int, heads: int, window: int, shift: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.window, self.shift = window, shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        h, w = size
+        b, _, c = x.shape
+        shortcut = x
+        x = self.norm1(x).view(b, h, w, c)
+        mask = None
+        if self.shift:
+            x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
+            mask = shift_mask(h, w, self.window, self.shift, x.device)
+        windows = self.attn(window_partition(x, self.window), mask, size)
+        x = window_reverse(windows, self.window, h, w)
+        if self.shift:
+            x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
+        x = shortcut + x.reshape(b, h * w, c)
+        return x + self.mlp(self.norm2(x))
+
+
+class BasicLayer(nn.Module):
+    def __init__(self, dim: int, depth: int, heads: int, window: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            SwinBlock(dim, heads, window, 0 if i % 2 == 0 else window // 2, mlp_ratio)
+            for i in range(depth)
+        )
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, size)
+        return x
+
+
+class RSTB(nn.Module):
+    """Residual Swin Transformer Block: Swin blocks, a 3x3 conv, and a skip connection."""
+
+    def __init__(self, dim: int, depth: int, heads: int, window: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.residual_group = BasicLayer(dim, depth, heads, window, mlp_ratio)
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        b, _, c = x.shape
+        y = self.residual_group(x, size).transpose(1, 2).reshape(b, c, *size)
+        return self.conv(y).flatten(2).transpose(1, 2) + x
+
+
+class SwinLayers(nn.Module):
+    """A stack of RSTBs applied to a (B, C, H, W) feature map."""
+
+    def __init__(
+        self, dim: int, layers: int, depth: int, heads: int, window: int, mlp_ratio: float
+    ) -> None:
+        super().__init__()
+        self.swin_blks = nn.ModuleList(
+            RSTB(dim, depth, heads, window, mlp_ratio) for _ in range(layers)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        tokens = x.reshape(b, c, h * w).transpose(1, 2)
+        for layer in self.swin_blks:
+            tokens = layer(tokens, (h, w))
+        return tokens.transpose(1, 2).reshape(b, c, h, w)
+
+    def set_attention(self, mode: str) -> None:
+        """Switch every window attention between "sdpa" (fast) and "math" (reference)."""
+        for module in self.modules():
+            if isinstance(module, WindowAttention):
+                module.attention = mode

@@ -1,0 +1,41 @@
+"""Fixtures shared across the suite: small official-format checkpoints and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def run_adacode(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real `adacode` entry point in a subprocess (python -m, same interpreter)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "adacode_cli", *args],
+        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout, check=False,
+    )
+
+
+@pytest.fixture
+def make_official_pth(tmp_path: Path) -> Callable[..., Path]:
+    """Write a tiny network in the official `{'params': state_dict}` .pth format."""
+    import torch
+
+    from adacode_cli.model.config import AdaCodeConfig
+    from adacode_cli.model.networks import build_network
+
+    def make(task: str = "sr", scale: int = 4, seed: int = 0, name: str | None = None) -> Path:
+        torch.manual_seed(seed)
+        network = build_network(AdaCodeConfig.tiny(task, scale))  # type: ignore[arg-type]
+        path = tmp_path / (name or f"tiny-{task}-x{scale}.pth")
+        torch.save({"params": network.state_dict()}, path)
+        return path
+
+    return make
