@@ -11,6 +11,17 @@ from pathlib import Path
 TEMP_PREFIX = ".adacode-tmp-"
 
 
+def _read_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+# Read once at import: os.umask is process-wide, and changing it later would race with threads.
+# Files get the permissions a plain open() would give, not mkstemp's private 0600.
+DEFAULT_FILE_MODE = 0o666 & ~_read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `destination`; rename it into place only if the block succeeds.
@@ -25,6 +36,7 @@ def atomic_path(destination: str | os.PathLike[str], suffix: str = "") -> Iterat
     )
     os.close(handle)
     temp = Path(temp_name)
+    os.chmod(temp, DEFAULT_FILE_MODE)
     try:
         yield temp
         with open(temp, "rb+") as written:

@@ -1,0 +1,148 @@
+"""Read an image file into RGB numpy arrays plus everything needed to write it back faithfully."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from adacode_cli.errors import ImageError
+from adacode_cli.images.deep import is_wide, load_wide
+from adacode_cli.images.formats import PILLOW_READ_FORMATS
+from adacode_cli.images.orientation import make_upright, orientation_of, reset_orientation
+
+# Pillow modes -> the mode converted to before reading the pixels (8-bit unless noted).
+_CONVERT = {
+    "1": "L",
+    "L": "L",
+    "LA": "LA",
+    "La": "LA",
+    "P": "RGB",  # RGBA when the palette has a transparent entry
+    "PA": "RGBA",
+    "RGB": "RGB",
+    "RGBX": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+    "CMYK": "RGB",
+    "RGBA": "RGBA",
+    "RGBa": "RGBA",
+}
+_GREY_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+# Failures a damaged or hostile file can make Pillow raise while identifying or decoding it.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+
+
+@dataclass
+class LoadedImage:
+    """Pixels of an image (upright) and the metadata `write_image` needs to reproduce the file."""
+
+    rgb: np.ndarray  # HxWx3 uint8 or uint16; grey sources repeated into three channels
+    alpha: np.ndarray | None  # HxW, same dtype as rgb
+    is_grayscale: bool  # the source had one colour channel: write it back as grey
+    bit_depth: int  # 8 or 16
+    icc_profile: bytes | None
+    exif: bytes | None  # orientation reset to 1 once applied to the pixels
+    format: str  # Pillow's format name, e.g. "PNG"
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_image(path: str | PathLike[str], *, max_pixels: int | None = None) -> LoadedImage:
+    """Read `path`; any problem with the file raises `ImageError` naming it.
+
+    `max_pixels` (default: Pillow's `Image.MAX_IMAGE_PIXELS`) refuses images larger than that
+    before decoding, so a small hostile file cannot expand into gigabytes of memory.
+    """
+    path = Path(path)
+    try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file")
+        with warnings.catch_warnings():
+            # The size check below decides; Pillow's warning would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=PILLOW_READ_FORMATS) as image:
+                _check_size(image, path, max_pixels)
+                return _load(image, path)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: refused, possible decompression bomb ({exc})") from exc
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"{path}: is a folder, not an image") from exc
+    except PermissionError as exc:
+        raise ImageError(f"{path}: permission denied") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{path}: not an image, or not PNG/JPEG/WebP/TIFF/BMP/GIF") from exc
+    except _DECODE_ERRORS as exc:
+        raise ImageError(f"{path}: cannot decode image ({_one_line(exc)})") from exc
+
+
+def _check_size(image: Image.Image, path: Path, max_pixels: int | None) -> None:
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    width, height = image.size
+    if limit is not None and width * height > limit:
+        raise ImageError(
+            f"{path}: {width}x{height} pixels is over the limit of {limit} pixels "
+            "(a guard against decompression bombs)"
+        )
+
+
+def _load(image: Image.Image, path: Path) -> LoadedImage:
+    # Pixels first: reading metadata (getexif) may load the image and drop the tiles that
+    # the 16-bit decoder needs.
+    if is_wide(image):
+        pixels, bit_depth = load_wide(image), 16
+    else:
+        pixels, bit_depth = _pixels(image, path)
+    notes = []
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1 and image.format != "MPO":  # MPO extra frames are camera previews
+        notes.append(f"{path}: {frames} frames; only the first is used")
+    icc_profile = image.info.get("icc_profile") or None
+    if image.mode == "CMYK" and icc_profile:
+        icc_profile = None  # a CMYK profile does not describe the converted RGB pixels
+        notes.append(f"{path}: CMYK converted to RGB without colour management")
+    orientation = orientation_of(image)
+    exif = image.info.get("exif") or None
+    if exif and orientation != 1:
+        exif = reset_orientation(exif)
+    pixels = make_upright(pixels, orientation)
+
+    is_grayscale = pixels.shape[2] <= 2
+    colour = np.repeat(pixels[..., :1], 3, axis=2) if is_grayscale else pixels[..., :3]
+    has_alpha = pixels.shape[2] in (2, 4)
+    return LoadedImage(
+        rgb=np.ascontiguousarray(colour),
+        alpha=np.ascontiguousarray(pixels[..., -1]) if has_alpha else None,
+        is_grayscale=is_grayscale,
+        bit_depth=bit_depth,
+        icc_profile=icc_profile,
+        exif=exif,
+        format=image.format or "",
+        warnings=notes,
+    )
+
+
+def _pixels(image: Image.Image, path: Path) -> tuple[np.ndarray, int]:
+    """Decode a Pillow-supported mode to HxWxC (C = 1, 2, 3 or 4) and its bit depth."""
+    image.load()
+    if image.mode in _GREY_16:
+        grey = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+        return grey[..., None], 16
+    target = _CONVERT.get(image.mode)
+    if target is None:
+        raise ImageError(f"{path}: unsupported pixel mode {image.mode}")
+    if image.mode == "P" and "transparency" in image.info:
+        target = "RGBA"
+    pixels = np.asarray(image if image.mode == target else image.convert(target))
+    return (pixels[..., None] if pixels.ndim == 2 else pixels), 8
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
