@@ -1,9 +1,174 @@
-"""Placeholder: this area's commands are registered here (see cli/app.py)."""
+"""`adacode weights ...`: list, download, locate, verify and remove pretrained weights.
+
+Results go to stdout (paths, the table), notices and progress to stderr. The weights layer is
+imported inside each command so `adacode --help` stays instant and never imports torch.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from adacode_cli.errors import WeightsError
+
+weights_app = typer.Typer(
+    help="Download and manage pretrained weights (cached as .safetensors).",
+    no_args_is_help=True,
+)
+
+CACHE_DIR = typer.Option(
+    None,
+    "--cache-dir",
+    help="Cache folder (default: ADACODE_HOME, else the user cache folder).",
+    file_okay=False,
+)
+OFFLINE = typer.Option(
+    False, "--offline", help="Never use the network (also ADACODE_OFFLINE=1)."
+)
+QUIET = typer.Option(False, "-q", "--quiet", help="No progress bar or informational lines.")
+ALL = typer.Option(False, "--all", help="Every model.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("list")
+def list_weights(cache_dir: Path | None = CACHE_DIR) -> None:
+    """Show every registry model and whether it is cached and verified."""
+    from rich.console import Console
+    from rich.filesize import decimal
+    from rich.table import Table
+
+    from adacode_cli.weights.cache import CachePaths, is_cached, read_record
+    from adacode_cli.weights.registry import load_registry
+
+    verified = {"sha256": "yes", "sha256-prefix": "prefix", "none": "no"}
+    table = Table("name", "task", "scale", "size", "cached", "verified")
+    for entry in load_registry().entries.values():
+        paths = CachePaths.for_model(entry.name, cache_dir)
+        try:
+            record = read_record(paths) if is_cached(paths) else None
+        except WeightsError:
+            table.add_row(entry.name, entry.task, "-", "-", "damaged", "-")
+            continue
+        size = entry.size or (record.download_size if record else None)
+        cached = "yes" if record else "partial" if paths.partial.exists() else "no"
+        table.add_row(
+            entry.name,
+            entry.task,
+            str(entry.scale) if entry.scale else "-",
+            decimal(size) if size else "unknown",
+            cached,
+            verified[record.checksum] if record else "-",
+        )
+    Console(soft_wrap=True).print(table)
+
+
+@weights_app.command("download")
+def download(
+    names: list[str] | None = typer.Argument(
+        None, metavar="NAME...", help="Registry names (see `weights list`)."
+    ),
+    all_models: bool = ALL,
+    cache_dir: Path | None = CACHE_DIR,
+    offline: bool = OFFLINE,
+    quiet: bool = QUIET,
+) -> None:
+    """Fetch, verify and convert models into the cache; print each cached file's path."""
+    from adacode_cli.weights.api import ensure_weights
+    from adacode_cli.weights.registry import load_registry
+
+    chosen = _chosen(names, all_models) or load_registry().names
+    for name in chosen:
+        path = ensure_weights(name, cache_dir=cache_dir, offline=offline or None, quiet=quiet)
+        typer.echo(str(path))
+
+
+@weights_app.command("path")
+def path(
+    name: str = typer.Argument(..., metavar="NAME", help="Registry name."),
+    cache_dir: Path | None = CACHE_DIR,
+    offline: bool = OFFLINE,
+    quiet: bool = QUIET,
+) -> None:
+    """Print the cached file of NAME, downloading it first if needed."""
+    from adacode_cli.weights.api import ensure_weights
+
+    typer.echo(str(ensure_weights(name, cache_dir=cache_dir, offline=offline or None, quiet=quiet)))
+
+
+@weights_app.command("verify")
+def verify(
+    name: str | None = typer.Argument(
+        None, metavar="[NAME]", help="Registry name (default: every cached model)."
+    ),
+    cache_dir: Path | None = CACHE_DIR,
+    quiet: bool = QUIET,
+) -> None:
+    """Re-hash cached files against their stored records (no network)."""
+    from adacode_cli.weights.cache import CachePaths, cache_root, cached_names, verify_cached
+
+    names = [name] if name else cached_names(cache_root(cache_dir) / "weights")
+    if not names and not quiet:
+        typer.echo("no weights are cached", err=True)
+    failed: list[str] = []
+    for each in names:
+        try:
+            verify_cached(CachePaths.for_model(each, cache_dir))
+        except WeightsError as error:
+            if len(names) == 1:
+                raise
+            typer.echo(f"{each}: FAILED ({error})", err=True)
+            failed.append(each)
+        else:
+            if not quiet:
+                typer.echo(f"{each}: ok")
+    if failed:
+        raise WeightsError(
+            f"{len(failed)} cached model(s) failed verification: {', '.join(failed)}"
+        )
+
+
+@weights_app.command("remove")
+def remove(
+    names: list[str] | None = typer.Argument(None, metavar="NAME...", help="Registry names."),
+    all_models: bool = ALL,
+    cache_dir: Path | None = CACHE_DIR,
+    quiet: bool = QUIET,
+) -> None:
+    """Delete cached models (waits for a download of the same model to finish)."""
+    from adacode_cli.weights.cache import (
+        CachePaths,
+        cache_root,
+        cached_names,
+        remove_cached,
+        unwritable_cache,
+    )
+    from adacode_cli.weights.lock import exclusive_lock
+
+    folder = cache_root(cache_dir) / "weights"
+    chosen = _chosen(names, all_models) or cached_names(folder)
+    if not chosen and not quiet:
+        typer.echo("no weights are cached", err=True)
+    for name in chosen:
+        paths = CachePaths.for_model(name, cache_dir)
+        removed = False
+        if folder.is_dir():
+            try:
+                with exclusive_lock(paths.lock):
+                    removed = remove_cached(paths)
+            except OSError as error:
+                raise unwritable_cache(folder, error) from error
+        if not quiet:
+            typer.echo(f"{name}: {'removed' if removed else 'not cached'}", err=True)
+
+
+def _chosen(names: list[str] | None, all_models: bool) -> list[str]:
+    """The names given, or [] for --all; exactly one of the two is required."""
+    if bool(names) == all_models:
+        raise WeightsError("give model names or --all (not both)")
+    return names or []
+

@@ -1,1 +1,1 @@
-"""weights layer."""
+"""Pretrained weights: registry, cache, downloads. Other layers call `adacode_cli.weights.api`."""
