@@ -1,9 +1,226 @@
-"""Placeholder: this area's commands are registered here (see cli/app.py)."""
+"""`adacode data degrade|masks` (training data) and `adacode eval` (PSNR / SSIM / LPIPS).
+
+Heavy modules (numpy pipelines, torch) are imported inside the commands so `--help` stays instant.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
 import typer
+
+from adacode_cli.errors import AdaCodeError, ImageError, WeightsError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from adacode_cli.train.losses import LPIPS
+
+OFFICIAL_SEED = 123  # the seed of the official generate_dataset.py / generate_inpaint_dataset.py
+SCALES = (2, 4)
+T = TypeVar("T")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    data_app = typer.Typer(
+        help="Make training data: BSRGAN low-quality images and inpainting holes.",
+        no_args_is_help=True,
+    )
+    data_app.command("degrade")(degrade)
+    data_app.command("masks")(masks)
+    app.add_typer(data_app, name="data")
+    app.command("eval")(evaluate)
+
+
+def degrade(
+    hq_dir: Path = typer.Argument(..., help="Folder of high-quality images (recursive)."),
+    lq_dir: Path = typer.Argument(..., help="Output folder; images keep their relative names."),
+    scale: int = typer.Option(..., "--scale", "-s", help="Down-scaling factor: 2 or 4."),
+    seed: int = typer.Option(OFFICIAL_SEED, "--seed", min=0, help="Same seed, same images."),
+) -> None:
+    """Make low-quality inputs with the BSRGAN degradation (blur, resize, noise, JPEG).
+
+    Each output is 1/scale of its input, first cropped to a multiple of the scale.
+    A file's result depends only on --seed and its relative name.
+    """
+    if scale not in SCALES:
+        raise AdaCodeError(f"--scale must be 2 or 4, not {scale}")
+    from adacode_cli.train.degradations import degrade_bsrgan
+    from adacode_cli.train.image_files import list_images, read_rgb, to_float, to_uint8, write_image
+
+    _check_distinct(hq_dir, lq_dir)
+    paths = list_images(hq_dir)
+    failed = 0
+    for path in _progress(paths, "degrading"):
+        relative = path.relative_to(hq_dir)
+        try:
+            lq, _ = degrade_bsrgan(to_float(read_rgb(path)), scale, _image_rng(seed, relative))
+            write_image(lq_dir / relative, to_uint8(lq))
+        except ImageError as error:
+            failed += 1
+            typer.echo(f"error: {error}", err=True)
+    _finish(len(paths) - failed, failed, f"low-quality x{scale} images to {lq_dir}")
+
+
+def masks(
+    hq_dir: Path = typer.Argument(..., help="Folder of images (recursive)."),
+    out_dir: Path = typer.Argument(..., help="Output folder; hole masks go to OUT_DIR/masks/."),
+    seed: int = typer.Option(OFFICIAL_SEED, "--seed", min=0, help="Same seed, same holes."),
+) -> None:
+    """Cut random brush-stroke holes (pure white) into images, for inpainting.
+
+    Holed images keep their relative names; masks (white = hole) go to OUT_DIR/masks/.
+    A file's holes depend only on --seed and its relative name.
+    """
+    from adacode_cli.train.image_files import list_images, read_rgb, write_image
+    from adacode_cli.train.masks import HOLE_COLOUR, brush_stroke_mask, punch_holes
+
+    _check_distinct(hq_dir, out_dir)
+    paths = list_images(hq_dir)
+    failed = 0
+    for path in _progress(paths, "masking"):
+        relative = path.relative_to(hq_dir)
+        try:
+            image = read_rgb(path)
+            hole = brush_stroke_mask(image.shape[0], image.shape[1], _image_rng(seed, relative))
+            write_image(out_dir / relative, punch_holes(image, hole))
+            write_image(out_dir / "masks" / relative.with_suffix(".png"),
+                        hole.astype("uint8") * HOLE_COLOUR)
+        except ImageError as error:
+            failed += 1
+            typer.echo(f"error: {error}", err=True)
+    _finish(len(paths) - failed, failed, f"masked images to {out_dir}")
+
+
+def evaluate(
+    restored: Path = typer.Argument(..., help="Restored image, or folder of them."),
+    reference: Path = typer.Argument(..., help="Ground-truth image, or folder (matched by name)."),
+    crop_border: int = typer.Option(4, "--crop-border", min=0, help="Pixels ignored per side."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    lpips: bool = typer.Option(False, "--lpips", help="Add LPIPS (VGG), needs its weights."),
+    vgg16_weights: Path | None = typer.Option(
+        None, "--vgg16-weights", help="Local torchvision VGG16 file instead of the registry's."
+    ),
+    lpips_weights: Path | None = typer.Option(
+        None, "--lpips-weights", help="Local LPIPS v0.1 vgg.pth instead of the registry's."
+    ),
+) -> None:
+    """PSNR and SSIM on the Y channel (basicsr's definitions), optionally LPIPS.
+
+    Folders are matched by relative file name without extension.
+    The mean is the average of the per-image scores.
+    """
+    from adacode_cli.train.evaluation import match_pairs, mean_scores, score_pair
+
+    pairing = match_pairs(restored, reference)
+    for side, names in (("restored", pairing.restored_only), ("reference", pairing.reference_only)):
+        if names:
+            message = f"warning: {len(names)} {side} image(s) without a partner, e.g. {names[0]}"
+            typer.echo(message, err=True)
+    network = _lpips_network(vgg16_weights, lpips_weights) if lpips else None
+    rows: list[tuple[str, dict[str, float]]] = []
+    failed = 0
+    for pair in _progress(pairing.pairs, "scoring"):
+        try:
+            rows.append((pair.name, score_pair(pair, crop_border, network)))
+        except ImageError as error:
+            failed += 1
+            typer.echo(f"error: {error}", err=True)
+    if rows:
+        mean = mean_scores([scores for _, scores in rows])
+        if as_json:
+            _print_json(rows, mean, crop_border)
+        else:
+            _print_table(rows, mean)
+    if failed:
+        raise typer.Exit(ImageError.exit_code)
+
+
+def _check_distinct(source: Path, destination: Path) -> None:
+    """Writing into the input folder would replace the originals with their degraded copies."""
+    if destination.resolve() == source.resolve():
+        raise AdaCodeError("the output folder must differ from the input folder")
+
+
+def _image_rng(seed: int, relative: Path) -> np.random.Generator:
+    """A generator per file from (seed, relative name): reruns and subsets give the same image."""
+    import numpy as np
+
+    return np.random.default_rng([seed, zlib.crc32(relative.as_posix().encode("utf-8"))])
+
+
+def _progress(items: Iterable[T], label: str) -> Iterator[T]:
+    from rich.console import Console
+    from rich.progress import track
+
+    yield from track(items, description=label, console=Console(stderr=True), transient=True)
+
+
+def _finish(written: int, failed: int, what: str) -> None:
+    typer.echo(f"wrote {written} {what}" + (f" ({failed} failed)" if failed else ""))
+    if failed:
+        raise typer.Exit(ImageError.exit_code)
+
+
+def _lpips_network(vgg16_weights: Path | None, lpips_weights: Path | None) -> LPIPS | None:
+    """The LPIPS network, or None with a warning when the registry cannot provide its weights."""
+    from adacode_cli.train.losses import LPIPS
+
+    try:
+        vgg16 = vgg16_weights or _registry_file("vgg16")
+        lin = lpips_weights or _registry_file("lpips-vgg")
+    except AdaCodeError as error:
+        typer.echo(f"warning: LPIPS left out: {error}", err=True)
+        return None
+    return LPIPS(vgg16, lin)
+
+
+def _registry_file(name: str) -> Path:
+    try:
+        from adacode_cli.weights.api import ensure_weights
+    except ImportError as error:
+        raise WeightsError("the weights registry is not available in this build") from error
+    return ensure_weights(name)
+
+
+def _print_table(rows: list[tuple[str, dict[str, float]]], mean: dict[str, float]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = list(mean)
+    table = Table("image", *(_HEADINGS[key] for key in metrics))
+    for name, scores in rows:
+        table.add_row(name, *(_format(key, scores[key]) for key in metrics))
+    table.add_section()
+    table.add_row(f"mean of {len(rows)}", *(_format(key, mean[key]) for key in metrics))
+    Console().print(table)
+
+
+_HEADINGS = {"psnr": "PSNR-Y (dB)", "ssim": "SSIM-Y", "lpips": "LPIPS"}
+
+
+def _format(key: str, value: float) -> str:
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.2f}" if key == "psnr" else f"{value:.4f}"
+
+
+def _print_json(
+    rows: list[tuple[str, dict[str, float]]], mean: dict[str, float], crop_border: int
+) -> None:
+    def finite(scores: dict[str, float]) -> dict[str, float | None]:
+        return {key: None if math.isinf(value) else value for key, value in scores.items()}
+
+    report = {
+        "crop_border": crop_border,
+        "count": len(rows),
+        "mean": finite(mean),
+        "images": [{"name": name, **finite(scores)} for name, scores in rows],
+    }
+    typer.echo(json.dumps(report, indent=2))

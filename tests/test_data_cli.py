@@ -1,0 +1,116 @@
+"""`adacode data degrade|masks` and `adacode eval` end to end, through real subprocesses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_adacode
+from train_fakes import lin_state, vgg_state, write
+
+OFFLINE = {"ADACODE_OFFLINE": "1"}
+
+
+def make_images(folder: Path) -> dict[str, tuple[int, int]]:
+    """A few small smooth images, one in a subfolder and one JPEG; name -> (width, height)."""
+    sizes = {"a.png": (96, 64), "sub/b.jpg": (64, 64), "c.png": (90, 67)}
+    rng = np.random.default_rng(0)
+    for name, (width, height) in sizes.items():
+        y, x = np.mgrid[:height, :width]
+        pixels = np.stack([127 + 90 * np.sin(x / 7), 127 + 90 * np.cos(y / 5), x * 2.0], axis=-1)
+        pixels = np.clip(pixels + rng.normal(0, 4, pixels.shape), 0, 255).astype(np.uint8)
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(folder / name)
+    return sizes
+
+
+@pytest.fixture
+def hq(tmp_path: Path) -> Path:
+    folder = tmp_path / "hq"
+    make_images(folder)
+    return folder
+
+
+def test_degrade_writes_same_names_at_one_quarter_size_reproducibly(
+    hq: Path, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "lq1", tmp_path / "lq2"
+    for out in (first, second):
+        result = run_adacode("data", "degrade", str(hq), str(out), "--scale", "4", "--seed", "9",
+                             env=OFFLINE)
+        assert result.returncode == 0, result.stderr
+        assert "wrote 3 low-quality x4 images" in result.stdout
+    for name, (width, height) in {"a.png": (24, 16), "sub/b.jpg": (16, 16),
+                                  "c.png": (22, 16)}.items():
+        with Image.open(first / name) as image:
+            assert image.size == (width, height) and image.mode == "RGB"
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+    assert not [p for p in first.rglob("*") if p.name.startswith(".adacode-tmp")]
+
+
+def test_masks_writes_white_holes_and_mask_files(hq: Path, tmp_path: Path) -> None:
+    out = tmp_path / "masked"
+    result = run_adacode("data", "masks", str(hq), str(out), env=OFFLINE)
+    assert result.returncode == 0, result.stderr
+    for name in ("a.png", "c.png"):
+        holed = np.asarray(Image.open(out / name))
+        mask = np.asarray(Image.open(out / "masks" / name))
+        original = np.asarray(Image.open(hq / name))
+        assert mask.shape == original.shape[:2] and set(np.unique(mask)) <= {0, 255}
+        assert (mask == 255).any()
+        assert (holed[mask == 255] == 255).all()
+        np.testing.assert_array_equal(holed[mask == 0], original[mask == 0])
+    assert (out / "sub/b.jpg").is_file() and (out / "masks/sub/b.png").is_file()
+
+
+def test_eval_json_for_identical_and_a_changed_folder(hq: Path, tmp_path: Path) -> None:
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    pixels = np.asarray(Image.open(hq / "a.png")).astype(int)
+    Image.fromarray(np.clip(pixels + 3, 0, 255).astype(np.uint8)).save(changed / "a.png")
+    Image.open(hq / "c.png").save(changed / "c.png")
+    Image.new("RGB", (8, 8)).save(changed / "stray.png")
+
+    result = run_adacode("eval", str(changed), str(hq), "--json", env=OFFLINE)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    scores = {row["name"]: row for row in report["images"]}
+    assert report["count"] == 2 and report["crop_border"] == 4
+    assert scores["c"]["psnr"] is None and scores["c"]["ssim"] == pytest.approx(1.0)
+    assert 30 < scores["a"]["psnr"] < 45 and scores["a"]["ssim"] < 1
+    assert report["mean"]["psnr"] is None  # one identical image makes the mean infinite
+    assert "stray" in result.stderr and "sub/b" in result.stderr  # unmatched, both sides
+
+
+def test_eval_table_with_lpips_from_local_weight_files(hq: Path, tmp_path: Path) -> None:
+    vgg16 = write(vgg_state("vgg16", up_to=28), tmp_path / "vgg16.safetensors")
+    lin = write(lin_state(), tmp_path / "lpips.pth")
+    result = run_adacode("eval", str(hq / "a.png"), str(hq / "a.png"), "--lpips",
+                         "--vgg16-weights", str(vgg16), "--lpips-weights", str(lin), env=OFFLINE)
+    assert result.returncode == 0, result.stderr
+    assert "LPIPS" in result.stdout and "0.0000" in result.stdout and "inf" in result.stdout
+
+
+def test_eval_lpips_without_available_weights_warns_and_scores_the_rest(
+    hq: Path, tmp_path: Path
+) -> None:
+    env = {**OFFLINE, "ADACODE_HOME": str(tmp_path / "home")}
+    result = run_adacode("eval", str(hq), str(hq), "--lpips", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "warning: LPIPS left out" in result.stderr
+    assert "lpips" not in json.loads(result.stdout)["mean"]
+
+
+def test_user_errors_are_one_line_with_exit_code_2(hq: Path, tmp_path: Path) -> None:
+    bad_scale = run_adacode("data", "degrade", str(hq), str(tmp_path / "x"), "--scale", "3")
+    same_dir = run_adacode("data", "masks", str(hq), str(hq))
+    missing = run_adacode("eval", str(tmp_path / "nowhere"), str(hq))
+    for result, text in ((bad_scale, "--scale must be 2 or 4"), (same_dir, "must differ"),
+                         (missing, "nowhere: not a folder")):
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1
+        assert lines[0].startswith("error: ") and text in lines[0]
