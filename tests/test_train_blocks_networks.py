@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -12,22 +13,10 @@ from adacode_cli.errors import CheckpointError
 from adacode_cli.train.discriminator import UNetDiscriminatorSN
 from adacode_cli.train.losses import LPIPS
 from adacode_cli.train.vgg import VGGFeatures, layer_names
+from conftest import FIXTURES
 from train_fakes import lin_state, vgg_state, write
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/official-state-dicts.json"
-
-# model "discriminator" of the official key reference (UNetDiscriminatorSN(num_in_ch=3)).
-_SN = {1: (128, 64, 4), 2: (256, 128, 4), 3: (512, 256, 4), 4: (256, 512, 3), 5: (128, 256, 3),
-       6: (64, 128, 3), 7: (64, 64, 3), 8: (64, 64, 3)}
-OFFICIAL_DISCRIMINATOR = {
-    "conv0.weight": [64, 3, 3, 3], "conv0.bias": [64],
-    **{key: shape for i, (out_ch, in_ch, k) in _SN.items() for key, shape in (
-        (f"conv{i}.weight_orig", [out_ch, in_ch, k, k]),
-        (f"conv{i}.weight_u", [out_ch]),
-        (f"conv{i}.weight_v", [in_ch * k * k]),
-    )},
-    "conv9.weight": [1, 64, 3, 3], "conv9.bias": [1],
-}
+LAYOUT = FIXTURES / "official_layout.json.gz"
 
 
 def layout(module: torch.nn.Module) -> dict[str, list[int]]:
@@ -35,13 +24,7 @@ def layout(module: torch.nn.Module) -> dict[str, list[int]]:
 
 
 def test_discriminator_state_dict_matches_official_layout() -> None:
-    assert layout(UNetDiscriminatorSN(3)) == OFFICIAL_DISCRIMINATOR
-
-
-def test_discriminator_layout_against_shared_reference_when_present() -> None:
-    if not REFERENCE.is_file():
-        pytest.skip("the shared key reference is not beside this checkout")
-    official = json.loads(REFERENCE.read_text())["models"]["discriminator"]
+    official = json.loads(gzip.decompress(LAYOUT.read_bytes()))["models"]["discriminator"]
     assert layout(UNetDiscriminatorSN(3)) == official
 
 
