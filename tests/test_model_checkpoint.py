@@ -72,6 +72,7 @@ class _Payload:
         return (print, ("owned",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_code_carrying_pickle_is_refused(tmp_path) -> None:
     path = tmp_path / "evil.pth"
     with open(path, "wb") as handle:
