@@ -1,0 +1,419 @@
+"""The paper's three training stages: what each builds, loads, freezes and optimises.
+
+1. One VQGAN per image category (HQ encoder, one codebook, decoder, semantic head), trained with
+   L1 + LPIPS + hinge GAN + codebook/commitment + the semantic loss.
+2. The recon network: the stage-1 codebooks are copied in and frozen; encoder, weight predictor,
+   before/after-quant convs and decoder learn to reconstruct from their weighted combination.
+3. The restoration network: starts from a stage-2 network (every tensor whose name and shape
+   match, as the official non-strict load), freezes codebooks, decoder, after-quant convs and the
+   output conv, and trains the LQ encoder and weight predictor against the frozen stage-2 network
+   as a teacher (code-index supervision with the Gram term, after-quant feature loss, contrast).
+
+Every input is checked before the process group starts, so a mistake stops all ranks at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from adacode_cli.errors import AdaCodeError, CheckpointError
+from adacode_cli.model.checkpoint import load_state_strict, read_checkpoint
+from adacode_cli.model.config import AdaCodeConfig
+from adacode_cli.model.networks import AdaCodeNet, build_network, count_parameters
+from adacode_cli.train import distributed
+from adacode_cli.train.config import ConfigError, TrainConfig, validate
+from adacode_cli.train.data import (
+    SampleKind,
+    SampleSpec,
+    TrainingImages,
+    category_folders,
+    check_pair_scale,
+    check_sizes,
+    fingerprint,
+    load_validation,
+    paired_files,
+)
+from adacode_cli.train.discriminator import UNetDiscriminatorSN
+from adacode_cli.train.image_files import list_images
+from adacode_cli.train.loop import Forward, Recipe, Trainer, freeze
+from adacode_cli.train.loss_networks import LossWeightFiles, resolve_loss_weights
+from adacode_cli.train.losses import LPIPS, ContrastiveLoss, feature_loss, semantic_loss
+from adacode_cli.train.state import Checkpoint, RunFolder, read_discriminator, stage1_runs
+from adacode_cli.train.vgg import VGGFeatures
+
+SEMANTIC_LAYER = "relu4_4"
+SEMANTIC_CHANNELS = 512  # VGG19 relu4_4 width: the semantic head regresses it
+STAGE3_FROZEN = ("quantize_group", "decoder_group", "after_quant_group", "out_conv")
+TEACHER_REGISTRY = {"recon": "recon-d"}  # stage-2 registry model -> its discriminator
+
+
+@dataclasses.dataclass
+class Job:
+    """One network to train: its config, run folder and where it resumes from."""
+
+    config: TrainConfig
+    run: RunFolder
+    resume: Checkpoint | None = None
+    finished: bool = False
+
+
+@dataclasses.dataclass
+class Init:
+    """Stage-3 starting point: the stage-2 network and, if known, its discriminator."""
+
+    config: AdaCodeConfig
+    state: dict[str, torch.Tensor]
+    discriminator: dict[str, torch.Tensor] | None
+
+
+def train(config: TrainConfig, output: Path, *, resume: bool, console: Console) -> None:
+    """Check everything, join the process group, then train every job of the stage in turn."""
+    validate(config)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    jobs = _jobs(config, Path(output), resume)
+    prepared = [_prepare(job) for job in jobs]
+    loss_files = resolve_loss_weights(
+        perceptual=config.loss.perceptual > 0,
+        semantic=config.stage == 1 and config.loss.semantic > 0,
+    )
+    context = distributed.start(config.train.device)
+    try:
+        if context.is_main:
+            root = RunFolder(output)
+            if len(jobs) > 1 or jobs[0].run.root != root.root:
+                root.write_config(config)
+            for job in jobs:
+                job.run.write_config(job.config)
+        context.barrier()
+        for job, inputs in zip(jobs, prepared, strict=True):
+            if job.finished:
+                if context.is_main:
+                    console.print(f"{job.run.root}: already trained, skipped", soft_wrap=True)
+                continue
+            recipe = _recipe(job.config, inputs, loss_files, context)
+            trainer = Trainer(recipe, job.config, job.run, context, console)
+            _describe(console, recipe, job, context)
+            trainer.fit(job.resume)
+    finally:
+        distributed.stop(context)
+
+
+def _jobs(config: TrainConfig, output: Path, resume: bool) -> list[Job]:
+    """The runs this command trains (stage 1: one per category) and their resume points."""
+    if not config.paths.data:
+        raise ConfigError("no training images: pass --data DIR (or set paths.data)")
+    data = Path(config.paths.data)
+    configs = [(config, output)]
+    if config.stage == 1:
+        categories = category_folders(data)
+        if categories is not None:
+            held_out = _held_out(config)  # a --val folder inside the root is no category
+            categories = [f for f in categories if f.resolve() != held_out]
+            if config.task.category:
+                categories = [f for f in categories if f.name == config.task.category]
+                if not categories:
+                    raise ConfigError(f"{data} has no category folder {config.task.category!r}")
+            configs = []
+            for folder in categories:
+                one = copy.deepcopy(config)
+                one.paths.data, one.task.category = str(folder), folder.name
+                configs.append((one, output / folder.name))
+        elif not config.task.category:
+            config.task.category = data.name
+    root = RunFolder(output)
+    if not resume and root.is_run():
+        raise AdaCodeError(
+            f"{output} already holds a training run: pass --resume to continue it, or choose "
+            "another --output"
+        )
+    if resume and not root.is_run():
+        raise AdaCodeError(f"{output}: no training run to resume (no config.json)")
+    if not resume and output.exists() and any(output.iterdir()):
+        raise AdaCodeError(f"{output} exists and is not empty: choose a new --output folder")
+    jobs = []
+    for one, folder in configs:
+        run = RunFolder(folder)
+        latest = run.latest() if resume and run.is_run() else None
+        finished = latest is not None and latest.iteration >= one.train.iters
+        jobs.append(Job(one, run, latest, finished))
+    return jobs
+
+
+def _held_out(config: TrainConfig) -> Path | None:
+    """The validation folder, never trained on even when it lies inside --data."""
+    return Path(config.paths.val).resolve() if config.paths.val else None
+
+
+@dataclasses.dataclass
+class Inputs:
+    """What a job reads, resolved and checked before training starts."""
+
+    images: list[Path]
+    lq: list[Path] | None
+    kind: SampleKind
+    scale: int
+    codebooks: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    init: Init | None = None
+
+
+def _prepare(job: Job) -> Inputs:
+    config = job.config
+    data = Path(config.paths.data)
+    held_out = _held_out(config)
+    images = [p for p in list_images(data)
+              if held_out is None or not p.resolve().is_relative_to(held_out)]
+    if not images:
+        raise ConfigError(f"{data}: no training images outside the --val folder")
+    check_sizes(images, config.data.gt_size)
+    if config.paths.val:
+        list_images(Path(config.paths.val))
+    if config.stage < 3:
+        codebooks = _read_codebooks(config.paths.codebooks) if config.stage == 2 else []
+        return Inputs(images, None, "hq", 1, codebooks=codebooks)
+    task = config.task.task
+    scale = config.task.scale if task == "sr" else 1
+    lq = None
+    if config.paths.lq:
+        lq = paired_files(data, images, Path(config.paths.lq))
+        check_pair_scale(images, lq, scale)
+    init = _read_init(config.paths.init, config.paths.init_d)
+    factor = init.config.latent_factor * init.config.window_size
+    if config.data.gt_size % factor or config.data.gt_size % scale:
+        raise ConfigError(
+            f"data.gt_size {config.data.gt_size} must be a multiple of {factor} for this "
+            "stage-2 network (its latent is 1/8 of the image, in whole Swin windows)"
+        )
+    return Inputs(images, lq, task, scale, init=init)  # type: ignore[arg-type]
+
+
+def _read_codebooks(sources: list[str]) -> list[torch.Tensor]:
+    """Codebook 0 of each stage-1 run (its best checkpoint, else its latest) or weights file."""
+    if not sources:
+        raise ConfigError("stage 2 needs the stage-1 codebooks: pass --codebooks RUN (repeatable)")
+    files: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            files += [RunFolder(run).weights().net_g for run in stage1_runs(path)]
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError(f"--codebooks {source}: no such run folder or weights file")
+    codebooks = []
+    for file in files:
+        _, state = read_checkpoint(file)
+        key = "quantize_group.0.embedding.weight"
+        if key not in state:
+            raise CheckpointError(f"{file}: no codebook ('{key}')")
+        codebooks.append(state[key].float().clone())
+    return codebooks
+
+
+def _read_init(spec: str, spec_d: str) -> Init:
+    """The stage-2 network to start from: a run, a weights file or a registry name."""
+    if not spec:
+        raise ConfigError("stage 3 starts from a stage-2 network: pass --init RUN|FILE|recon")
+    from adacode_cli.weights.api import ensure_weights
+    from adacode_cli.weights.registry import load_registry
+
+    path, d_path = Path(spec), Path(spec_d) if spec_d else None
+    if path.is_dir():
+        checkpoint = RunFolder(path).weights()
+        path = checkpoint.net_g
+        if d_path is None and checkpoint.net_d.is_file():
+            d_path = checkpoint.net_d
+    elif not path.is_file():
+        if spec not in load_registry().entries:
+            raise ConfigError(f"--init {spec}: no such run, weights file or registry name")
+        path = ensure_weights(spec)
+        if d_path is None and spec in TEACHER_REGISTRY:
+            d_path = ensure_weights(TEACHER_REGISTRY[spec])
+    config, state = read_checkpoint(path)
+    if config.stage != "recon":
+        raise ConfigError(f"--init {spec} is a {config.task} network; stage 3 needs a stage-2 "
+                          "(recon) network")
+    return Init(config, state, read_discriminator(d_path) if d_path else None)
+
+
+def _recipe(
+    config: TrainConfig, inputs: Inputs, loss_files: LossWeightFiles,
+    context: distributed.DistContext,
+) -> Recipe:
+    """Networks, frozen parts, loss terms, data and validation of one job."""
+    device = context.device
+    torch.manual_seed(config.train.seed)
+    lpips = LPIPS(*loss_files.lpips) if loss_files.lpips else None
+    if config.stage == 1:
+        net_g = build_network(_network_config(config, "vqgan"))
+        frozen = [] if config.loss.semantic > 0 else [net_g.conv_semantic]
+        vgg = None
+        if loss_files.vgg19 is not None and config.loss.semantic > 0:
+            vgg = VGGFeatures("vgg19", [SEMANTIC_LAYER], loss_files.vgg19).to(device)
+        forward = _stage1_forward(config, vgg)
+        title = f"stage 1 ({config.task.category})"
+    elif config.stage == 2:
+        net_g = build_network(_network_config(config, "recon", inputs.codebooks))
+        with torch.no_grad():
+            for quantizer, codebook in zip(net_g.quantize_group, inputs.codebooks, strict=True):
+                quantizer.embedding.weight.copy_(codebook)
+        frozen = [net_g.quantize_group]
+        forward = _stage2_forward(config)
+        title = "stage 2"
+    else:
+        assert inputs.init is not None
+        teacher = build_network(inputs.init.config)
+        load_state_strict(teacher, inputs.init.state)
+        freeze([teacher])
+        teacher.to(device)
+        net_g = build_network(
+            dataclasses.replace(inputs.init.config, stage="restore", scale=inputs.scale)
+        )
+        copy_matching(net_g, inputs.init.state)
+        frozen = [getattr(net_g, name) for name in STAGE3_FROZEN]
+        forward = _stage3_forward(config, teacher)
+        title = f"stage 3 {inputs.kind}" + (f" x{inputs.scale}" if inputs.kind == "sr" else "")
+    net_d = _discriminator(config, inputs.init)
+    spec = SampleSpec(inputs.kind, inputs.scale, config.data.gt_size, config.data.resize_crop,
+                      config.data.flip, config.data.rotate)
+    data_root = Path(config.paths.data)
+    validation = []
+    if config.paths.val:
+        validation = load_validation(
+            Path(config.paths.val), inputs.kind, inputs.scale, config.train.seed,
+            Path(config.paths.val_lq) if config.paths.val_lq else None,
+        )
+    return Recipe(
+        title=title, net_g=net_g, net_d=net_d, frozen=frozen, forward=forward,
+        data=TrainingImages(inputs.images, spec, config.train.seed, inputs.lq),
+        data_state={
+            "seed": config.train.seed, "images": len(inputs.images),
+            "fingerprint": fingerprint(inputs.images, data_root),
+            "batch_size": config.data.batch_size,
+            "world_size": context.world_size,
+        },
+        validation=validation, lpips=lpips, lpips_for_loss=loss_files.lpips_for_loss,
+    )
+
+
+def _network_config(
+    config: TrainConfig, stage: str, codebooks: list[torch.Tensor] | None = None
+) -> AdaCodeConfig:
+    n = config.network
+    if stage == "vqgan":
+        sizes, dims = (n.codebook_size,), (n.codebook_dim,)
+    else:
+        sizes = tuple(int(c.shape[0]) for c in codebooks or [])
+        dims = tuple(int(c.shape[1]) for c in codebooks or [])
+    try:
+        return AdaCodeConfig(
+            stage=stage,  # type: ignore[arg-type]
+            scale=1, codebook_sizes=sizes, codebook_dims=dims, channels=tuple(n.channels),
+            norm_groups=n.norm_groups, swin_layers=n.swin_layers, swin_depth=n.swin_depth,
+            swin_heads=n.swin_heads, window_size=n.window_size, mlp_ratio=n.mlp_ratio,
+            semantic_channels=SEMANTIC_CHANNELS,
+        )
+    except ValueError as error:
+        raise ConfigError(f"invalid [network] settings: {error}") from None
+
+
+def _discriminator(config: TrainConfig, init: Init | None) -> UNetDiscriminatorSN | None:
+    """A fresh U-Net discriminator, or stage 2's when stage 3 knows it; None without GAN."""
+    if config.loss.gan <= 0:
+        return None
+    state = init.discriminator if init is not None else None
+    features = int(state["conv0.weight"].shape[0]) if state and "conv0.weight" in state \
+        else config.network.disc_features
+    net_d = UNetDiscriminatorSN(3, features)
+    if state is not None:
+        try:
+            net_d.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise CheckpointError(f"the discriminator weights do not fit: {error}") from None
+    return net_d
+
+
+def copy_matching(network: nn.Module, state: dict[str, torch.Tensor]) -> int:
+    """Copy every tensor whose name and shape match (the official strict=False load)."""
+    own = network.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    network.load_state_dict(matching, strict=False)
+    return len(matching)
+
+
+def _stage1_forward(config: TrainConfig, vgg: VGGFeatures | None) -> Forward:
+    weights = config.loss
+
+    def forward(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        gt = batch["gt"]
+        out = net(gt)
+        terms = {}
+        if weights.codebook:
+            terms["l_codebook"] = weights.codebook * out.codebook_loss
+        if vgg is not None:
+            with torch.no_grad():
+                target = vgg(gt)[SEMANTIC_LAYER]
+            terms["l_semantic"] = weights.semantic * semantic_loss(out.semantic, target)
+        return out.image, terms
+
+    return forward
+
+
+def _stage2_forward(config: TrainConfig) -> Forward:
+    weights = config.loss
+
+    def forward(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        out = net(batch["gt"])
+        terms = {"l_codebook": weights.codebook * out.codebook_loss} if weights.codebook else {}
+        return out.image, terms
+
+    return forward
+
+
+def _stage3_forward(config: TrainConfig, teacher: AdaCodeNet) -> Forward:
+    weights = config.loss
+    contrastive = ContrastiveLoss()
+    feature_terms: list[tuple[str, float, Callable]] = [
+        ("l_before_quant", weights.before_quant, lambda s, t: feature_loss(s.latent, t.latent)),
+        ("l_after_quant", weights.after_quant, lambda s, t: feature_loss(s.fused, t.fused)),
+        ("l_contrast", weights.contrast, lambda s, t: contrastive(s.latent, t.latent)),
+    ]
+
+    def forward(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        with torch.no_grad():
+            target = teacher(batch["gt"])
+        out = net(batch["lq"], target_indices=target.indices)
+        terms = {"l_codebook": weights.codebook * out.codebook_loss} if weights.codebook else {}
+        for name, weight, term in feature_terms:
+            if weight:
+                terms[name] = weight * term(out, target)
+        return out.image, terms
+
+    return forward
+
+
+def _describe(console: Console, recipe: Recipe, job: Job, context: distributed.DistContext) -> None:
+    if not context.is_main:
+        return
+    total = count_parameters(recipe.net_g)
+    trained = sum(p.numel() for p in recipe.net_g.parameters() if p.requires_grad)
+    frozen_note = f" ({_count(total - trained)} frozen)" if total != trained else ""
+    disc = (f", discriminator {_count(count_parameters(recipe.net_d))}"
+            if recipe.net_d is not None else ", no GAN")
+    console.print(
+        f"{recipe.title}: {len(recipe.data)} images, generator {_count(total)} parameters"
+        f"{frozen_note}{disc}; {job.config.train.iters} iterations on {context.device} x "
+        f"{context.world_size}; run folder {job.run.root}",
+        highlight=False, soft_wrap=True,
+    )
+
+
+def _count(number: int) -> str:
+    return f"{number / 1e6:.2f}M" if number >= 100_000 else f"{number / 1e3:.1f}k"

@@ -1,0 +1,83 @@
+"""Training data: samples depend on seed and position only, ranks share epochs without overlap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from adacode_cli.errors import ImageError
+from adacode_cli.train.data import (
+    SampleSpec,
+    StreamBatches,
+    TrainingImages,
+    check_pair_scale,
+    load_validation,
+    make_loader,
+    paired_files,
+)
+from adacode_cli.train.image_files import list_images
+from train_helpers import make_images
+
+
+def _batches(dataset: TrainingImages, first: int, last: int, workers: int) -> list[torch.Tensor]:
+    loader = make_loader(dataset, StreamBatches(first, last, 2), workers, pin_memory=False)
+    return [batch["lq"] for batch in loader]
+
+
+def test_batches_do_not_depend_on_workers_or_on_where_a_run_resumes(tmp_path) -> None:
+    images = list_images(make_images(tmp_path / "hq", count=3))
+    dataset = TrainingImages(images, SampleSpec("sr", 2, gt_size=64), seed=5)
+    straight = _batches(dataset, 1, 4, workers=0)
+    resumed = _batches(dataset, 3, 4, workers=2)
+    assert all(torch.equal(a, b) for a, b in zip(straight[2:], resumed, strict=True))
+    assert straight[0].shape == (2, 3, 32, 32)
+    other_seed = TrainingImages(images, SampleSpec("sr", 2, gt_size=64), seed=6)
+    assert not torch.equal(_batches(other_seed, 1, 1, workers=0)[0], straight[0])
+
+
+def test_ranks_split_every_epoch_without_overlap(tmp_path) -> None:
+    images = list_images(make_images(tmp_path / "hq", count=8))
+    dataset = TrainingImages(images, SampleSpec("hq", gt_size=64), seed=0)
+    seen = []
+    for rank in range(2):
+        for positions in StreamBatches(1, 2, batch_size=2, rank=rank, world=2):
+            seen += [int(dataset.order(p // 8)[p % 8]) for p in positions]
+    assert sorted(seen) == list(range(8))  # 2 iterations x 2 ranks x 2 = one epoch, each once
+
+
+def test_inpainting_input_has_white_holes_over_the_crop(tmp_path) -> None:
+    images = list_images(make_images(tmp_path / "hq", count=2))
+    sample = TrainingImages(images, SampleSpec("inpaint", gt_size=64), seed=1)[0]
+    lq, gt = sample["lq"], sample["gt"]
+    assert lq.shape == gt.shape == (3, 64, 64)
+    holes = (lq != gt).any(dim=0)
+    assert holes.any() and torch.all(lq[:, holes] == 1.0)
+
+
+@pytest.mark.parametrize(("kind", "scale"), [("sr", 4), ("inpaint", 1), ("hq", 1)])
+def test_validation_inputs_are_the_same_every_time(tmp_path, kind: str, scale: int) -> None:
+    root = make_images(tmp_path / "val", count=2, size=70)
+    first = load_validation(root, kind, scale, seed=3)  # type: ignore[arg-type]
+    again = load_validation(root, kind, scale, seed=3)  # type: ignore[arg-type]
+    for a, b in zip(first, again, strict=True):
+        assert torch.equal(a.lq, b.lq) and np.array_equal(a.reference, b.reference)
+        assert a.reference.shape[0] == a.lq.shape[2] * scale
+
+
+def test_paired_low_quality_folders_are_matched_by_name_and_scale(tmp_path) -> None:
+    hq_root = make_images(tmp_path / "hq", count=2)
+    lq_root = tmp_path / "lq"
+    lq_root.mkdir()
+    for path in sorted(hq_root.iterdir()):
+        with Image.open(path) as image:
+            image.resize((36, 36), Image.BICUBIC).save(lq_root / f"{path.stem}.jpg")
+    hq = list_images(hq_root)
+    lq = paired_files(hq_root, hq, lq_root)
+    assert [p.stem for p in lq] == [p.stem for p in hq]
+    check_pair_scale(hq, lq, 2)
+    with pytest.raises(ImageError, match=r"is not 1/4 of img0\.png"):
+        check_pair_scale(hq, lq, 4)
+    sample = TrainingImages(hq, SampleSpec("sr", 2, gt_size=64), seed=0, lq=lq)[0]
+    assert sample["lq"].shape == (3, 32, 32) and sample["gt"].shape == (3, 64, 64)

@@ -1,0 +1,86 @@
+"""Learning, interruption and exact resume, and the loss networks' clear offline failure."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import run_adacode
+from train_helpers import FAST, make_images, metrics, train
+
+LOSS_KEYS = ("l_codebook", "l_pix", "l_g_gan", "l_d_real", "l_d_fake")
+
+
+def test_stage1_l1_loss_falls_by_half_in_100_iterations(tmp_path) -> None:
+    data = make_images(tmp_path / "data", count=4)
+    run = tmp_path / "run"
+    train("stage1", "--data", str(data), "--output", str(run), *FAST, "--no-gan",
+          "--iters", "100", "--set", "log.print_every=1")
+    l1 = [row["l_pix"] for row in metrics(run)]
+    assert len(l1) == 100
+    assert sum(l1[-5:]) / 5 <= 0.5 * sum(l1[:5]) / 5
+
+
+def _interrupt_after_first_log(args: list[str], run: Path) -> int:
+    """Start a training command, Ctrl-C it once it has logged, return its exit code."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adacode_cli", "train", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "metrics.jsonl").is_file() and process.poll() is None:
+        assert time.monotonic() < deadline, "the run never logged"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert "continue with --resume" in output, output
+    return process.returncode
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path) -> None:
+    data = make_images(tmp_path / "data", count=3)
+    args = ["stage1", "--data", str(data), *FAST, "--iters", "12",
+            "--set", "log.print_every=1", "--set", "log.checkpoint_every=5"]
+    straight = tmp_path / "straight"
+    train(*args, "--output", str(straight))
+
+    resumed = tmp_path / "resumed"
+    code = _interrupt_after_first_log([*args, "--output", str(resumed)], resumed)
+    assert code == 130
+    stopped_at = metrics(resumed)[-1]["iter"]
+    assert stopped_at < 12
+    train(*args[:1], "--output", str(resumed), "--resume", "--workers", "0")
+
+    expected, got = metrics(straight), metrics(resumed)
+    assert [row["iter"] for row in got] == list(range(1, 13))
+    for want, have in zip(expected, got, strict=True):
+        assert {k: have[k] for k in LOSS_KEYS} == {k: want[k] for k in LOSS_KEYS}
+
+
+def test_resume_needs_a_run_and_a_fresh_run_needs_a_new_folder(tmp_path) -> None:
+    data = make_images(tmp_path / "data", count=2)
+    missing = run_adacode("train", "stage1", "--output", str(tmp_path / "none"), "--resume")
+    assert missing.returncode == 2 and "not a training run" in missing.stderr
+    run = tmp_path / "run"
+    train("stage1", "--data", str(data), "--output", str(run), *FAST, "--no-gan", "--iters", "1")
+    again = run_adacode("train", "stage1", "--data", str(data), "--output", str(run), *FAST)
+    assert again.returncode == 2 and "pass --resume" in again.stderr
+
+
+def test_missing_loss_weights_offline_stop_with_the_flag_to_use(tmp_path) -> None:
+    data = make_images(tmp_path / "data", count=2)
+    env = {**os.environ, "ADACODE_HOME": str(tmp_path / "empty"), "ADACODE_OFFLINE": "1"}
+    base = ["train", "stage1", "--data", str(data), "--output", str(tmp_path / "run"),
+            "--preset", "tiny"]
+    perceptual = run_adacode(*base, env=env)
+    assert perceptual.returncode == 2
+    lines = perceptual.stderr.strip().splitlines()
+    assert len(lines) == 1 and "vgg16" in lines[0] and "--no-perceptual" in lines[0]
+    semantic = run_adacode(*base, "--no-perceptual", env=env)
+    assert semantic.returncode == 2
+    assert "vgg19" in semantic.stderr and "--no-semantic" in semantic.stderr
+    assert not (tmp_path / "run").exists()
