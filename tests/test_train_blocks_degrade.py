@@ -181,3 +181,17 @@ def test_augment_applies_one_transform_to_all() -> None:
     np.testing.assert_array_equal(unchanged, image)
     shapes = {augment([image], np.random.default_rng(s))[0].shape for s in range(16)}
     assert shapes == {(2, 4, 3), (4, 2, 3)}  # the transpose (rotation) happens sometimes
+
+
+def test_portrait_images_crop_without_error() -> None:
+    """The random resize follows the short side, so tall images narrower than tall work."""
+    from adacode_cli.train.pairs import bsrgan_pair, paired_crop
+
+    rng = np.random.default_rng(0)
+    gt = rng.random((400, 260, 3), dtype=np.float32)
+    lq = gt[::2, ::2].copy()
+    for seed in range(5):
+        lq_out, gt_out = paired_crop(gt, lq, np.random.default_rng(seed), gt_size=256)
+        assert gt_out.shape == (256, 256, 3) and lq_out.shape == (128, 128, 3)
+    lq_out, gt_out = bsrgan_pair(gt, 4, np.random.default_rng(1), gt_size=256)
+    assert gt_out.shape == (256, 256, 3) and lq_out.shape == (64, 64, 3)

@@ -30,8 +30,9 @@ def bsrgan_pair(
     """(lq, gt): gt a gt_size crop (randomly shrunk first), lq its BSRGAN degradation."""
     if resize_crop:
         _check_size(gt, gt_size)
-        size = int(rng.integers(gt_size, gt.shape[0] + 1))
-        gt = resize_by(gt, size / gt.shape[0], "bicubic")
+        short = min(gt.shape[:2])  # the official uses the height: portraits then crash
+        size = int(rng.integers(gt_size, short + 1))
+        gt = resize_by(gt, size / short, "bicubic")
     gt = _random_crop(gt, gt_size, rng)
     lq, gt = degrade_bsrgan(gt, scale, rng)
     gt, lq = augment([gt, lq], rng, flip=flip, rotate=rotate)
@@ -54,8 +55,9 @@ def paired_crop(
         raise ImageError(f"sizes {gt.shape[:2]} and {lq.shape[:2]} are not an x{scale} pair")
     if resize_crop:
         _check_size(gt, gt_size)
-        size = int(rng.integers(gt_size, gt.shape[0] + 1))
-        factor = (size - size % scale) / gt.shape[0]
+        short = min(gt.shape[:2])  # the official uses the height: portraits then crash
+        size = int(rng.integers(gt_size, short + 1))
+        factor = (size - size % scale) / short
         gt, lq = _trim_to_pair(resize_by(gt, factor, "bicubic"), resize_by(lq, factor, "bicubic"),
                                scale)
     lq_size = gt_size // scale
