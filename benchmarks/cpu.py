@@ -1,0 +1,148 @@
+"""CPU benchmark of the restoration engine against the plain reference path, run by hand.
+
+    python benchmarks/cpu.py                      # sr-x2, sr-x4, inpaint; a few minutes
+    python benchmarks/cpu.py --tasks sr-x4 --memory-probe --json results.json
+
+For every task it measures, each in a fresh subprocess (so peak RSS is the variant's own):
+the reference path (our modules run like the official code: explicit attention, fp32, whole
+image, and the official 240 px per-tile tiling one tile at a time), and the engine whole and
+tiled at fp32 and bf16, with and without channels-last. It prints seconds per output megapixel,
+the speed ratio against the reference of the same kind (whole vs whole, tiled vs tiled), peak
+RSS, and the PSNR of every output against the fp32 reference whole-image output.
+`--memory-probe` adds a 2000 x 2000 input at x4 under a 3 GB memory limit with automatic
+tiling, stopped after two tile batches (its peak is reached by then).
+Weights are random (seed 0) on the full-size official architecture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    OFFICIAL_TILE,
+    TASKS,
+    Measurement,
+    Variant,
+    child_main,
+    environment,
+    measure_in_subprocess,
+    psnr,
+    table,
+)
+
+from adacode_cli.model.config import AdaCodeConfig
+from adacode_cli.model.padding import padded_size
+
+DEFAULT_SIZES = {"sr-x2": 320, "sr-x4": 176, "inpaint": 384}
+
+
+def two_by_two_tile(task: str, size: int) -> int:
+    """An aligned tile side that covers the padded input with 2 x 2 tiles at the default
+    overlap (two alignment steps)."""
+    kind, scale = TASKS[task]
+    config = AdaCodeConfig.official(kind, scale)  # type: ignore[arg-type]
+    align = config.pad_multiple
+    padded = padded_size(size, align)
+    return math.ceil((padded + 2 * align) / 2 / align) * align
+
+
+def variants(task: str, size: int, threads: int, quick: bool) -> list[Variant]:
+    tile = two_by_two_tile(task, size)
+    result = [Variant(task, "reference whole fp32", size, "reference", "whole", threads=threads)]
+    if size > OFFICIAL_TILE:
+        result.append(
+            Variant(task, "reference tiled fp32", size, "reference", "tiled", threads=threads)
+        )
+    for mode in ("whole", "tiled"):
+        for precision in ("fp32", "bf16"):
+            for channels_last in (False,) if quick else (False, True):
+                suffix = " NHWC" if channels_last else ""
+                result.append(Variant(
+                    task, f"engine {mode} {precision}{suffix}", size, "engine", mode,
+                    precision=precision, channels_last=channels_last, threads=threads,
+                    tile=tile if mode == "tiled" else 0,
+                ))
+    return result
+
+
+def memory_probe(threads: int) -> Variant:
+    return Variant("sr-x4", "engine auto fp32, 2000 px, 3 GB limit", 2000, "engine", "auto",
+                   memory_limit=3 * 2**30, stop_after_batches=2, threads=threads)
+
+
+def report(measurements: list[Measurement]) -> str:
+    rows = [["task", "variant", "px", "tiles", "s/MP out", "speed vs ref", "peak RSS MB",
+             "PSNR vs fp32 whole"]]
+    references = {(m.variant.task, m.variant.mode): m for m in measurements
+                  if m.variant.path == "reference"}
+    for m in measurements:
+        v = m.variant
+        base = references.get((v.task, v.mode)) or references.get((v.task, "whole"))
+        ratio = base.seconds_per_megapixel / m.seconds_per_megapixel if base else float("nan")
+        rows.append([
+            v.task, v.name, str(v.size), str(m.tiles), f"{m.seconds_per_megapixel:.1f}",
+            "-" if v.path == "reference" and v.mode == "whole" else f"{ratio:.2f}x",
+            f"{m.peak_rss_mb:.0f}",
+            "ref" if m.psnr_db is None else f"{m.psnr_db:.1f} dB",
+        ])
+    return table(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="sr-x2,sr-x4,inpaint")
+    parser.add_argument("--size", type=int, default=None, help="input side (default per task)")
+    parser.add_argument("--image", default=None, help="crop this image instead of the "
+                        "procedural one (measurement only)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--quick", action="store_true", help="skip the channels-last variants")
+    parser.add_argument("--memory-probe", action="store_true")
+    parser.add_argument("--json", default="benchmark-cpu.json")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--output", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(args.child, args.output, args.image, args.count_flops)
+        return
+    measurements: list[Measurement] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for task in args.tasks.split(","):
+            size = args.size or DEFAULT_SIZES[task]
+            reference = None
+            for variant in variants(task, size, args.threads, args.quick):
+                measurement, image = measure_in_subprocess(__file__, variant, Path(workdir),
+                                                           args.image)
+                if reference is None:
+                    reference = image
+                else:
+                    measurement.psnr_db = psnr(image, reference)
+                measurements.append(measurement)
+                print(f"  {task}: {variant.name}: {measurement.seconds:.1f} s", flush=True)
+        if args.memory_probe:
+            probe, _ = measure_in_subprocess(__file__, memory_probe(args.threads), Path(workdir),
+                                             None)
+            measurements.append(probe)
+    print()
+    print(report(measurements))
+    for m in measurements:
+        for notice in m.notices:
+            print(f"note ({m.variant.task}, {m.variant.name}): {notice}")
+    print("\nweights: random (seed 0) on the full-size official architecture")
+    Path(args.json).write_text(json.dumps(
+        {"environment": environment(), "results": [
+            {**asdict(m), "seconds_per_megapixel": m.seconds_per_megapixel} for m in measurements
+        ]}, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

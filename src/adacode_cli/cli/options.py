@@ -1,0 +1,146 @@
+"""The options `sr`, `inpaint` and `recon` share, declared once and collected into one object.
+
+`with_shared_options` appends them to a command's own parameters (so `--help` lists them, grouped
+in panels) and hands the command a `SharedOptions` instead of nineteen keyword arguments. Only
+typer and the standard library are imported here: `--help` must not pay for torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+MODEL_PANEL = "Model and device"
+OUTPUT_PANEL = "Output files"
+DISPLAY_PANEL = "Display"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class OutputExt(str, Enum):
+    auto = "auto"
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
+    tif = "tif"
+
+
+@dataclass(frozen=True)
+class SharedOptions:
+    """Everything a restoration command needs besides its task-specific options."""
+
+    weights: str | None
+    device: str
+    precision: Precision
+    tile: int | None
+    tile_overlap: int | None
+    batch_size: int | None
+    cache_dir: Path | None
+    offline: bool
+    ext: OutputExt
+    quality: int
+    suffix: str
+    overwrite: bool
+    recursive: bool
+    save_weight_map: bool
+    json_lines: bool
+    quiet: bool
+    verbose: bool
+
+
+def _option(default: Any, *names: str, panel: str, **settings: Any) -> Any:
+    return typer.Option(default, *names, rich_help_panel=panel, **settings)
+
+
+_DECLARATIONS: dict[str, tuple[Any, Any]] = {
+    "weights": (str | None, _option(
+        None, "--weights", "-w", metavar="NAME|PATH", panel=MODEL_PANEL,
+        help="Registry name (see `adacode weights list`) or a .safetensors/.pth file "
+        "(default: the task's registry model, downloaded once)."),
+    ),
+    "device": (str, _option(
+        "auto", "--device", panel=MODEL_PANEL, help="auto, cpu, cuda, cuda:N or mps.")),
+    "precision": (Precision, _option(
+        Precision.auto, "--precision", panel=MODEL_PANEL,
+        help="Arithmetic precision; auto = fp16 on CUDA, fp32 elsewhere.")),
+    "tile": (int | None, _option(
+        None, "--tile", min=0, panel=MODEL_PANEL,
+        help="Tile side in input pixels; 0 = whole image at once (default: auto, from memory).")),
+    "tile_overlap": (int | None, _option(
+        None, "--tile-overlap", min=0, panel=MODEL_PANEL,
+        help="Pixels neighbouring tiles share (default: the engine's).")),
+    "batch_size": (int | None, _option(
+        None, "--batch-size", min=1, panel=MODEL_PANEL,
+        help="Tiles per network call (default: auto).")),
+    "cache_dir": (Path | None, _option(
+        None, "--cache-dir", file_okay=False, panel=MODEL_PANEL,
+        help="Weights cache folder (default: ADACODE_HOME, else the user cache folder).")),
+    "offline": (bool, _option(
+        False, "--offline", panel=MODEL_PANEL,
+        help="Never download weights (also ADACODE_OFFLINE=1).")),
+    "ext": (OutputExt, _option(
+        OutputExt.auto, "--ext", panel=OUTPUT_PANEL,
+        help="Output format; auto keeps the input's (gif/bmp become png).")),
+    "quality": (int, _option(
+        95, "--quality", min=1, max=100, panel=OUTPUT_PANEL, help="JPEG/WebP quality.")),
+    "suffix": (str, _option(
+        "", "--suffix", panel=OUTPUT_PANEL,
+        help="Added to each output's stem, e.g. _x4.")),
+    "overwrite": (bool, _option(
+        False, "--overwrite", panel=OUTPUT_PANEL,
+        help="Replace existing outputs (inputs are never overwritten).")),
+    "recursive": (bool, _option(
+        False, "--recursive", "-r", panel=OUTPUT_PANEL,
+        help="Descend into sub-folders of an input folder (mirrored in the output).")),
+    "save_weight_map": (bool, _option(
+        False, "--save-weight-map", panel=OUTPUT_PANEL,
+        help="Also write each output's codebook weight map, colour-coded, as "
+        "<stem>-weights.png.")),
+    "json_lines": (bool, _option(
+        False, "--json", panel=DISPLAY_PANEL,
+        help="One JSON object per image on stdout (input, output, status, seconds, error); "
+        "nothing else goes to stdout.")),
+    "quiet": (bool, _option(
+        False, "-q", "--quiet", panel=DISPLAY_PANEL,
+        help="No progress, per-image lines or summary; failures are still reported.")),
+    "verbose": (bool, _option(
+        False, "-v", "--verbose", panel=DISPLAY_PANEL,
+        help="Model details, and a traceback with each failure.")),
+}
+
+_FIELD_NAMES = [field.name for field in fields(SharedOptions)]
+assert set(_FIELD_NAMES) == set(_DECLARATIONS), "every shared option needs a declaration"
+
+_PARAMETERS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+    for name, (annotation, option) in _DECLARATIONS.items()
+]
+
+
+def with_shared_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command(..., shared: SharedOptions)` the shared options as Typer parameters."""
+    own = [
+        parameter
+        for parameter in inspect.signature(command, eval_str=True).parameters.values()
+        if parameter.name != "shared"
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**arguments: Any) -> None:
+        shared = SharedOptions(**{name: arguments.pop(name) for name in _FIELD_NAMES})
+        command(**arguments, shared=shared)
+
+    wrapper.__signature__ = inspect.Signature([*own, *_PARAMETERS])  # type: ignore[attr-defined]
+    return wrapper

@@ -1,0 +1,193 @@
+"""What a batch shows: progress, one line or JSON object per image, and the closing summary.
+
+On a terminal a rich progress display (images done/total with ETA, tiles of the current image)
+sits under the per-image lines; elsewhere the lines are plain text. With `--json` stdout carries
+only the JSON objects and everything for people goes to stderr. Failures and warnings always go
+to stderr, even with `--quiet`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+DONE, SKIPPED, FAILED, INTERRUPTED = "done", "skipped", "failed", "interrupted"
+
+
+@dataclass
+class ImageOutcome:
+    """How one input went; `output_pixels` counts the written result (0 unless done)."""
+
+    input: Path
+    output: Path | None
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    measures: dict[str, float | None] = field(default_factory=dict)
+    output_pixels: int = 0
+
+    def as_json(self) -> str:
+        record = {
+            "input": str(self.input),
+            "output": None if self.output is None else str(self.output),
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+            "warnings": self.warnings,
+            **{name: _rounded(value) for name, value in self.measures.items()},
+        }
+        return json.dumps(record)
+
+
+class Reporter:
+    """Shows a batch of `total` images as it runs; use as a context manager around the loop."""
+
+    def __init__(self, total: int, *, json_lines: bool, quiet: bool, verbose: bool) -> None:
+        self.total = total
+        self.json_lines = json_lines
+        self.quiet = quiet
+        self.verbose = verbose
+        # People read stdout, except when it is reserved for JSON.
+        self.console = Console(stderr=json_lines, highlight=False, soft_wrap=True)
+        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.progress: Progress | None = None
+        self._images: TaskID | None = None
+        self._tiles: TaskID | None = None
+        self._finished = 0
+        self._seen_notices: set[str] = set()
+
+    def __enter__(self) -> Reporter:
+        if not self.quiet and self.console.is_terminal:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                redirect_stdout=not self.json_lines,
+                transient=True,
+            )
+            self._images = self.progress.add_task("images", total=self.total)
+            self._tiles = self.progress.add_task("tiles", total=None, visible=False)
+            self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def say(self, text: str) -> None:
+        """A line for people (nothing with --quiet)."""
+        if not self.quiet:
+            self._print(self.console, text)
+
+    def warn(self, text: str) -> None:
+        """A warning on stderr, each distinct text once per batch."""
+        if text not in self._seen_notices:
+            self._seen_notices.add(text)
+            self._print(self.errors, f"warning: {text}")
+
+    def start_image(self, path: Path) -> None:
+        if self.progress is not None and self._images is not None and self._tiles is not None:
+            self.progress.update(self._images, description=f"images ({path.name})")
+            self.progress.reset(self._tiles, total=None, visible=False)
+
+    def tiles(self, done: int, total: int) -> None:
+        """The engine's progress callback for the current image."""
+        if self.progress is not None and self._tiles is not None:
+            self.progress.update(self._tiles, completed=done, total=total, visible=total > 1)
+
+    def finish_image(self, outcome: ImageOutcome, failure: BaseException | None = None) -> None:
+        """Report one image: a line for people, a JSON object, or a failure on stderr."""
+        self._finished += 1
+        if self.progress is not None and self._images is not None:
+            self.progress.update(self._images, completed=self._finished)
+        for warning in outcome.warnings:
+            self.warn(warning)
+        if self.json_lines:
+            print(outcome.as_json(), flush=True)
+        if outcome.status == FAILED:
+            if failure is not None and self.verbose:
+                self._print(self.errors, "".join(traceback.format_exception(failure)).rstrip())
+            self._print(self.errors, f"failed: {outcome.error}")
+        elif not self.json_lines:
+            self.say(self._line(outcome))
+
+    def summary(self, outcomes: list[ImageOutcome], seconds: float, *, interrupted: bool) -> None:
+        """The closing table (terminal) or line, then every failure again."""
+        if self.quiet:
+            return
+        counts = {status: sum(o.status == status for o in outcomes)
+                  for status in (DONE, SKIPPED, FAILED, INTERRUPTED)}
+        megapixels = sum(o.output_pixels for o in outcomes) / 1e6
+        rate = megapixels / seconds if seconds > 0 else 0.0
+        psnrs = [o.measures["psnr"] for o in outcomes if o.measures.get("psnr") is not None]
+        if self.console.is_terminal:
+            table = Table("done", "skipped", "failed", "time", "output MP/s", title="summary")
+            table.add_row(str(counts[DONE]), str(counts[SKIPPED]), str(counts[FAILED]),
+                          f"{seconds:.1f} s", f"{rate:.3f}")
+            self.console.print(table)
+        else:
+            self.say(f"summary: {counts[DONE]} done, {counts[SKIPPED]} skipped, "
+                     f"{counts[FAILED]} failed in {seconds:.1f} s ({rate:.3f} output MP/s)")
+        if psnrs:
+            images = "image" if len(psnrs) == 1 else "images"
+            self.say(f"mean PSNR {sum(psnrs) / len(psnrs):.2f} dB over {len(psnrs)} {images}")
+        if interrupted:
+            left = self.total - len(outcomes) + counts[INTERRUPTED]
+            self.say(f"interrupted: {left} of {self.total} images not restored")
+        for outcome in outcomes:
+            if outcome.status == FAILED:
+                self._print(self.errors, f"  failed: {outcome.error}")
+
+    def _line(self, outcome: ImageOutcome) -> str:
+        counter = f"[{self._finished}/{self.total}]"
+        if outcome.status == SKIPPED:
+            return f"{counter} {outcome.input}: skipped, {outcome.output} exists (--overwrite)"
+        if outcome.status == INTERRUPTED:
+            return f"{counter} {outcome.input}: interrupted, nothing written"
+        extra = "".join(
+            f", {name.upper()} {_shown(value)}" for name, value in outcome.measures.items()
+        )
+        return f"{counter} {outcome.input} -> {outcome.output} ({outcome.seconds:.2f} s{extra})"
+
+    def _print(self, console: Console, text: str) -> None:
+        if console.is_terminal:
+            console.print(text, markup=False)
+        else:
+            print(text, file=sys.stderr if console.stderr else sys.stdout, flush=True)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _shown(value: float | None) -> str:
+    if value is None or math.isinf(value):
+        return "inf dB"
+    return f"{value:.2f} dB"

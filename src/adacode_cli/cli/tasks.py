@@ -1,0 +1,121 @@
+"""What each restoration command does to an image around the network call.
+
+A task turns a decoded image into the network's input and, afterwards, the network's output into
+the final picture: `sr` resizes to `--outscale`, `inpaint` whitens the holes first and pastes the
+untouched pixels back after, `recon` measures how faithful the reconstruction is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from adacode_cli.errors import AdaCodeError, ImageError
+from adacode_cli.images.decode import LoadedImage
+from adacode_cli.images.depth import to_float
+from adacode_cli.images.masks import load_mask, match_mask
+from adacode_cli.images.resize import resize_lanczos
+
+
+@dataclass
+class PreparedImage:
+    """The network's input for one image and how to turn the network's output into the result."""
+
+    network_input: np.ndarray
+    finish: Callable[[np.ndarray], np.ndarray] = field(default=lambda restored: restored)
+
+
+class Task(Protocol):
+    """One restoration command's per-image steps."""
+
+    name: str
+
+    def prepare(self, path: Path, image: LoadedImage) -> PreparedImage:
+        """The network input for `image` (read from `path`) and its finishing step."""
+        ...
+
+    def measures(self, image: LoadedImage, result: np.ndarray) -> dict[str, float | None]:
+        """Numbers reported beside each result (empty for most tasks)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SuperResolution:
+    """`adacode sr`: the network's x2/x4, then a Lanczos resize to `outscale` if it differs."""
+
+    scale: int
+    outscale: float
+    name: str = "sr"
+
+    def prepare(self, path: Path, image: LoadedImage) -> PreparedImage:
+        height, width = image.rgb.shape[:2]
+        final = (max(1, round(height * self.outscale)), max(1, round(width * self.outscale)))
+        if final == (height * self.scale, width * self.scale):
+            return PreparedImage(image.rgb)
+        return PreparedImage(image.rgb, lambda restored: resize_lanczos(restored, final))
+
+    def measures(self, image: LoadedImage, result: np.ndarray) -> dict[str, float | None]:
+        return {}
+
+
+@dataclass(frozen=True)
+class Inpainting:
+    """`adacode inpaint`: holes (non-zero mask pixels) filled pure white, as the model was
+    trained; with `paste_back` every pixel outside the holes is the input's, bit for bit."""
+
+    mask_spec: Path
+    dilate: int
+    paste_back: bool
+    resize_mask: bool
+    name: str = "inpaint"
+
+    def prepare(self, path: Path, image: LoadedImage) -> PreparedImage:
+        mask_path = match_mask(path, self.mask_spec)
+        try:
+            holes = load_mask(
+                mask_path, image.rgb.shape[:2], dilate=self.dilate, resize=self.resize_mask
+            )
+        except ImageError:
+            raise
+        except AdaCodeError as error:  # a size mismatch: fail this image, name the option
+            raise ImageError(f"{error} (--resize-mask)") from error
+        filled = image.rgb.copy()
+        filled[holes] = np.iinfo(filled.dtype).max
+        if not self.paste_back:
+            return PreparedImage(filled)
+
+        def paste_back(restored: np.ndarray) -> np.ndarray:
+            result = image.rgb.copy()
+            result[holes] = restored[holes]
+            return result
+
+        return PreparedImage(filled, paste_back)
+
+    def measures(self, image: LoadedImage, result: np.ndarray) -> dict[str, float | None]:
+        return {}
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """`adacode recon`: the stage-2 autoencoder; reports PSNR of the result against its input."""
+
+    name: str = "recon"
+
+    def prepare(self, path: Path, image: LoadedImage) -> PreparedImage:
+        return PreparedImage(image.rgb)
+
+    def measures(self, image: LoadedImage, result: np.ndarray) -> dict[str, float | None]:
+        return {"psnr": psnr(image.rgb, result)}
+
+
+def psnr(reference: np.ndarray, result: np.ndarray) -> float | None:
+    """Peak signal-to-noise ratio in dB over all channels, on the [0, 1] scale; None when the
+    images are identical (infinite PSNR, which JSON cannot carry)."""
+    difference = to_float(reference).astype(np.float64) - to_float(result).astype(np.float64)
+    mse = float(np.mean(difference**2))
+    return None if mse == 0 else 10 * math.log10(1 / mse)

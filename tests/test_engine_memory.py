@@ -1,0 +1,41 @@
+"""Measured activation costs and the memory-driven plans built on them."""
+
+from __future__ import annotations
+
+import torch
+
+from adacode_cli.engine.memory import host_available_memory, profile
+from adacode_cli.engine.planner import Budget, choose_plan
+from adacode_cli.model.config import AdaCodeConfig
+
+
+def test_costs_are_measured_per_model_and_precision() -> None:
+    x2 = profile(AdaCodeConfig.official("sr", 2), torch.float32)
+    x4 = profile(AdaCodeConfig.official("sr", 4), torch.float32)
+    x4_half = profile(AdaCodeConfig.official("sr", 4), torch.bfloat16)
+    assert 0.45 < x4_half.stream / x4.stream < 0.55
+    assert x4.stream > 3 * x2.stream  # four times the output pixels per input pixel
+    assert max(x4.parked) < x4.stream  # parked registers are a fraction of a live pass
+    # the official whole-image path needs about 2.6 GB for 256 x 256 at x4
+    assert 2.0e9 < x4.stream_bytes(272 * 272) < 3.5e9
+
+
+def test_statistics_degrade_from_exact_to_estimated_only_when_memory_runs_short() -> None:
+    config = AdaCodeConfig.official("sr", 4)
+    costs = profile(config, torch.float32)
+    segments = len(costs.parked) + 1
+
+    def plan(budget: int):
+        return choose_plan(config, costs, (1040, 1040), Budget(budget, budget, True), tile=None,
+                           overlap=32, batch=None, statistics="auto",
+                           device=torch.device("cpu"), segments=segments)
+
+    roomy, tight = plan(32 * 2**30), plan(3 * 2**30)
+    assert roomy.tile is not None and roomy.exact_segments == segments - 1
+    assert roomy.estimate_scale is None
+    assert tight.tile is not None and tight.tile < roomy.tile
+    assert tight.exact_segments < segments - 1 and tight.estimate_scale is not None
+
+
+def test_available_host_memory_is_plausible() -> None:
+    assert 2**26 < host_available_memory() < 2**50
