@@ -87,9 +87,11 @@ def report(measurements: list[Measurement]) -> str:
         v = m.variant
         base = references.get((v.task, v.mode)) or references.get((v.task, "whole"))
         ratio = base.seconds_per_megapixel / m.seconds_per_megapixel if base else float("nan")
+        timed = v.stop_after_batches is None and not (v.path == "reference" and v.mode == "whole")
         rows.append([
-            v.task, v.name, str(v.size), str(m.tiles), f"{m.seconds_per_megapixel:.1f}",
-            "-" if v.path == "reference" and v.mode == "whole" else f"{ratio:.2f}x",
+            v.task, v.name, str(v.size), str(m.tiles),
+            f"{m.seconds_per_megapixel:.1f}" if v.stop_after_batches is None else "-",
+            f"{ratio:.2f}x" if timed else "-",
             f"{m.peak_rss_mb:.0f}",
             "ref" if m.psnr_db is None else f"{m.psnr_db:.1f} dB",
         ])

@@ -128,13 +128,15 @@ def official_tile_count(size: int) -> int:
     return math.ceil(size / OFFICIAL_TILE) ** 2
 
 
-def run_variant(variant: Variant, image: np.ndarray, count_flops: bool = False) -> tuple[
-    Measurement, np.ndarray
-]:
-    """Measure one variant in this process; returns the measurement and the output image."""
+def run_variant(
+    variant: Variant, image: np.ndarray, count_flops: bool = False,
+    network: AdaCodeNet | None = None,
+) -> tuple[Measurement, np.ndarray]:
+    """Measure one variant in this process (on `network`, a fresh copy the variant may change,
+    else a new one); returns the measurement and the output image."""
     if variant.threads:
         torch.set_num_threads(variant.threads)
-    network = network_for(variant.task)
+    network = network or network_for(variant.task)
     device = torch.device(variant.device)
     warm = photo_like(2 * network.config.pad_multiple, seed=1)
     if variant.path == "reference":

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adacode_cli.images.encode import write_image
 from conftest import run_adacode
 from train_fakes import lin_state, vgg_state, write
 
@@ -50,6 +51,20 @@ def test_degrade_writes_same_names_at_one_quarter_size_reproducibly(
             assert image.size == (width, height) and image.mode == "RGB"
         assert (first / name).read_bytes() == (second / name).read_bytes()
     assert not [p for p in first.rglob("*") if p.name.startswith(".adacode-tmp")]
+
+
+def test_degrade_reads_16_bit_and_writes_unwritable_formats_as_png(tmp_path: Path) -> None:
+    hq = tmp_path / "hq"
+    hq.mkdir()
+    Image.new("RGB", (32, 24), (200, 10, 90)).save(hq / "flat.bmp")
+    write_image(hq / "deep.png", np.full((24, 32, 3), 40_000, np.uint16), bit_depth=16)
+    result = run_adacode("data", "degrade", str(hq), str(tmp_path / "lq"), "--scale", "2",
+                         env=OFFLINE)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "lq").iterdir()) == ["deep.png", "flat.png"]
+    for name in ("deep.png", "flat.png"):
+        with Image.open(tmp_path / "lq" / name) as image:
+            assert image.size == (16, 12) and image.mode == "RGB"
 
 
 def test_masks_writes_white_holes_and_mask_files(hq: Path, tmp_path: Path) -> None:

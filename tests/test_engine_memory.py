@@ -16,8 +16,8 @@ def test_costs_are_measured_per_model_and_precision() -> None:
     assert 0.45 < x4_half.stream / x4.stream < 0.55
     assert x4.stream > 3 * x2.stream  # four times the output pixels per input pixel
     assert max(x4.parked) < x4.stream  # parked registers are a fraction of a live pass
-    # the official whole-image path needs about 2.6 GB for 256 x 256 at x4
-    assert 2.0e9 < x4.stream_bytes(272 * 272) < 3.5e9
+    # a 271 x 271 input at x4 (padded 272) grew the peak RSS of a whole-image run by 1.5 GB
+    assert 1.5e9 < x4.stream_bytes(272 * 272) < 2.5e9
 
 
 def test_statistics_degrade_from_exact_to_estimated_only_when_memory_runs_short() -> None:
@@ -30,7 +30,7 @@ def test_statistics_degrade_from_exact_to_estimated_only_when_memory_runs_short(
                            overlap=32, batch=None, statistics="auto",
                            device=torch.device("cpu"), segments=segments)
 
-    roomy, tight = plan(32 * 2**30), plan(3 * 2**30)
+    roomy, tight = plan(20 * 2**30), plan(3 * 2**30)
     assert roomy.tile is not None and roomy.exact_segments == segments - 1
     assert roomy.estimate_scale is None
     assert tight.tile is not None and tight.tile < roomy.tile

@@ -99,6 +99,13 @@ def test_reduced_precision_runs_on_cpu_close_to_fp32(precision: str, floor_db: f
     assert psnr(reduced.restore(image).image, reference) > floor_db
 
 
+def test_tf32_is_fp32_on_the_cpu() -> None:
+    image = photo_like(40, 40)
+    tf32 = tiny_restorer("sr", 2, precision="tf32")
+    assert tf32.precision == "tf32" and tf32.dtype == torch.float32
+    assert np.array_equal(tf32.restore(image).image, tiny_restorer("sr", 2).restore(image).image)
+
+
 def test_same_input_same_bytes() -> None:
     image = photo_like(100, 90)
     first = tiny_restorer("sr", 2, tile=96, tile_overlap=32).restore(image).image

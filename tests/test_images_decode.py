@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from adacode_cli.errors import ImageError
-from adacode_cli.images.decode import read_image
+from adacode_cli.images.decode import read_image, read_size
 from adacode_cli.images.png16 import encode_png16
 from adacode_cli.images.tiff16 import NO_COMPRESSION, encode_tiff16
 
@@ -173,6 +173,25 @@ def test_exif_orientation_6_reset_in_jpeg(tmp_path: Path) -> None:
     kept = Image.Exif()
     kept.load(loaded.exif)
     assert kept[0x0112] == 1 and kept[0x010F] == "TestCam"
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
+def test_read_size_is_the_upright_size_read_image_returns(tmp_path: Path, suffix: str) -> None:
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"o{orientation}{suffix}"
+        Image.fromarray(random_rgb(2, 5)).save(path, exif=exif.tobytes())
+        height, width = read_image(path).rgb.shape[:2]
+        assert read_size(path) == (width, height), orientation
+
+
+def test_read_size_refuses_what_read_image_refuses(tmp_path: Path) -> None:
+    (tmp_path / "bomb.png").write_bytes(bomb_png(100_000, 100_000))
+    (tmp_path / "notes.png").write_text("not an image")
+    for name in ("bomb.png", "notes.png", "absent.png"):
+        with pytest.raises(ImageError, match=name):
+            read_size(tmp_path / name)
 
 
 def test_16_bit_orientation(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from PIL import Image
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.inputs import (
     collect_inputs,
+    images_in,
     input_root,
     is_file_output,
     plan_output,
@@ -59,6 +60,12 @@ def test_folder_recursive(mixed: Path) -> None:
         "sub/d.webp",
         "sub/deeper/f.gif",
     ]
+
+
+def test_images_in_lists_a_folder_and_may_be_empty(mixed: Path, tmp_path: Path) -> None:
+    assert images_in(mixed, recursive=False) == collect_inputs(str(mixed), recursive=False)
+    assert images_in(mixed, recursive=True) == collect_inputs(str(mixed), recursive=True)
+    assert images_in(mixed / "folder.png", recursive=True) == []
 
 
 def test_single_file_any_extension(mixed: Path) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from adacode_cli.model import swin
 from adacode_cli.model.config import AdaCodeConfig
+from adacode_cli.model.layers import GroupNorm
 from adacode_cli.model.networks import build_network
 from adacode_cli.model.padding import flip_pad, padded_size, restore_whole
-from adacode_cli.model.swin import SwinLayers
+from adacode_cli.model.swin import SwinLayers, WindowAttention
 
 
 def _set_attention(module: torch.nn.Module, mode: str) -> None:
@@ -64,6 +66,59 @@ def test_mask_cache_follows_weight_updates() -> None:
         reference = restore_whole(network, x)[0]
     assert not torch.equal(before, after)
     assert (after - reference).abs().max() < 1e-5
+
+
+def test_inference_keeps_only_the_small_position_bias_cached() -> None:
+    """The (windows x heads x N x N) attention mask is as large as the scores: it must not outlive
+    the forward, or memory after a large image stays tens of KB per latent pixel higher."""
+    torch.manual_seed(0)
+    network = build_network(AdaCodeConfig.tiny("sr", 2)).eval()
+    with torch.inference_mode():
+        restore_whole(network, torch.rand(1, 3, 96, 96))
+    for module in network.modules():
+        if isinstance(module, WindowAttention):
+            cached = list(module._bias_cache.values())
+            assert [tuple(t.shape) for t in cached] == [(module.heads, 64, 64)]
+
+
+def test_a_network_built_on_the_meta_device_does_not_leak_into_later_ones() -> None:
+    swin._relative_position_index.cache_clear()  # the meta build must be the first to fill it
+    with torch.device("meta"):
+        build_network(AdaCodeConfig.tiny("sr", 4))
+    network = build_network(AdaCodeConfig.tiny("sr", 4)).eval()
+    assert all(b.device.type == "cpu" for b in network.buffers())
+    with torch.inference_mode():
+        assert restore_whole(network, torch.rand(1, 3, 20, 20))[0].shape == (1, 3, 80, 80)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_group_norm_with_given_statistics_equals_the_plain_norm(
+    channels_last: bool, dtype: torch.dtype
+) -> None:
+    """Image-wide statistics (here those of the whole batch, as the engine hands them to every
+    tile) give the norm of the whole, keep the memory layout and the 16-bit dtype."""
+    torch.manual_seed(0)
+    norm = GroupNorm(64, 32, 1e-6)
+    norm.weight.data.normal_(1, 0.2)
+    norm.bias.data.normal_(0, 0.2)
+    x = torch.randn(2, 64, 12, 10) * 3 + 5
+    var, mean = torch.var_mean(x.transpose(0, 1).reshape(32, -1), dim=-1, correction=0)
+    whole = norm(x.transpose(0, 1).reshape(1, 64, 24, 10)).reshape(64, 2, 12, 10).transpose(0, 1)
+    x = x.to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        norm.statistics_override = lambda module, t: (mean, var)
+        given = norm(x)
+        norm.statistics_override = lambda module, t: None
+        own = norm(x)
+    assert given.dtype == own.dtype == dtype
+    assert (given.float() - whole).abs().max() < (1e-5 if dtype == torch.float32 else 0.05)
+    assert given.is_contiguous(memory_format=torch.channels_last) == channels_last
+    with torch.no_grad():
+        norm.statistics_override = None
+        assert torch.equal(own, norm(x))
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,20 @@ import pytest
 import torch
 from PIL import Image
 
-from adacode_cli.errors import ImageError
+from adacode_cli.errors import AdaCodeError, ImageError
+from adacode_cli.images.depth import to_bit_depth
+from adacode_cli.images.encode import write_image
 from adacode_cli.train.data import (
     SampleSpec,
     StreamBatches,
     TrainingImages,
     check_pair_scale,
+    check_sizes,
     load_validation,
     make_loader,
     paired_files,
 )
-from adacode_cli.train.image_files import list_images
+from adacode_cli.train.image_files import list_images, read_rgb
 from train_helpers import make_images
 
 
@@ -81,3 +84,46 @@ def test_paired_low_quality_folders_are_matched_by_name_and_scale(tmp_path) -> N
         check_pair_scale(hq, lq, 4)
     sample = TrainingImages(hq, SampleSpec("sr", 2, gt_size=64), seed=0, lq=lq)[0]
     assert sample["lq"].shape == (3, 32, 32) and sample["gt"].shape == (3, 64, 64)
+
+
+def test_any_image_file_is_read_as_8_bit_rgb(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    deep = rng.integers(0, 65536, (6, 5, 3), dtype=np.uint16)
+    write_image(tmp_path / "deep.png", deep, bit_depth=16)
+    grey = rng.integers(0, 256, (6, 5), dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    rgba = rng.integers(0, 256, (6, 5, 4), dtype=np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    Image.fromarray(grey).convert("P").save(tmp_path / "palette.gif")
+    (tmp_path / ".adacode-tmp-x.png").write_bytes((tmp_path / "grey.png").read_bytes())
+    (tmp_path / "notes.txt").write_text("not an image")
+
+    paths = list_images(tmp_path)
+    assert [p.name for p in paths] == ["alpha.png", "deep.png", "grey.png", "palette.gif"]
+    pixels = {p.stem: read_rgb(p) for p in paths}
+    assert all(a.dtype == np.uint8 and a.shape == (6, 5, 3) for a in pixels.values())
+    np.testing.assert_array_equal(pixels["deep"], to_bit_depth(deep, 8))
+    np.testing.assert_array_equal(pixels["alpha"], rgba[..., :3])
+    for name in ("grey", "palette"):
+        np.testing.assert_array_equal(pixels[name], np.repeat(grey[..., None], 3, axis=2))
+
+
+def test_folders_without_images_are_refused(tmp_path) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(AdaCodeError, match="no images found"):
+        list_images(tmp_path)
+    with pytest.raises(AdaCodeError, match="not a folder"):
+        list_images(tmp_path / "notes.txt")
+
+
+def test_size_checks_see_photos_upright_as_training_reads_them(tmp_path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 80 wide x 64 high, shown (and trained on) 64 wide x 80 high
+    Image.new("RGB", (80, 64)).save(tmp_path / "photo.jpg", exif=exif.tobytes())
+    Image.new("RGB", (32, 40)).save(tmp_path / "photo.png")
+    hq, lq = [tmp_path / "photo.jpg"], [tmp_path / "photo.png"]
+    assert read_rgb(hq[0]).shape == (80, 64, 3)
+    check_pair_scale(hq, lq, 2)
+    check_sizes(hq, 64)
+    with pytest.raises(ImageError, match="64x80 is smaller than the 72px"):
+        check_sizes(hq, 72)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 
 from adacode_cli.errors import AdaCodeError, ImageError, WeightsError
+from adacode_cli.images.inputs import output_suffix
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from adacode_cli.train.losses import LPIPS
 
 OFFICIAL_SEED = 123  # the seed of the official generate_dataset.py / generate_inpaint_dataset.py
+OFFICIAL_JPEG_QUALITY = 95  # OpenCV's imwrite default, which those scripts write with
 SCALES = (2, 4)
 T = TypeVar("T")
 
@@ -51,8 +53,10 @@ def degrade(
     """
     if scale not in SCALES:
         raise AdaCodeError(f"--scale must be 2 or 4, not {scale}")
+    from adacode_cli.images.depth import to_float
+    from adacode_cli.images.encode import write_image
     from adacode_cli.train.degradations import degrade_bsrgan
-    from adacode_cli.train.image_files import list_images, read_rgb, to_float, to_uint8, write_image
+    from adacode_cli.train.image_files import list_images, read_rgb
 
     _check_distinct(hq_dir, lq_dir)
     paths = list_images(hq_dir)
@@ -61,7 +65,7 @@ def degrade(
         relative = path.relative_to(hq_dir)
         try:
             lq, _ = degrade_bsrgan(to_float(read_rgb(path)), scale, _image_rng(seed, relative))
-            write_image(lq_dir / relative, to_uint8(lq))
+            write_image(_writable(lq_dir / relative), lq, quality=OFFICIAL_JPEG_QUALITY)
         except ImageError as error:
             failed += 1
             typer.echo(f"error: {error}", err=True)
@@ -78,7 +82,10 @@ def masks(
     Holed images keep their relative names; masks (white = hole) go to OUT_DIR/masks/.
     A file's holes depend only on --seed and its relative name.
     """
-    from adacode_cli.train.image_files import list_images, read_rgb, write_image
+    import numpy as np
+
+    from adacode_cli.images.encode import write_image
+    from adacode_cli.train.image_files import list_images, read_rgb
     from adacode_cli.train.masks import HOLE_COLOUR, brush_stroke_mask, punch_holes
 
     _check_distinct(hq_dir, out_dir)
@@ -89,9 +96,10 @@ def masks(
         try:
             image = read_rgb(path)
             hole = brush_stroke_mask(image.shape[0], image.shape[1], _image_rng(seed, relative))
-            write_image(out_dir / relative, punch_holes(image, hole))
-            write_image(out_dir / "masks" / relative.with_suffix(".png"),
-                        hole.astype("uint8") * HOLE_COLOUR)
+            write_image(_writable(out_dir / relative), punch_holes(image, hole),
+                        quality=OFFICIAL_JPEG_QUALITY)
+            mask = np.repeat(hole[..., None].astype(np.uint8) * HOLE_COLOUR, 3, axis=2)
+            write_image(out_dir / "masks" / relative.with_suffix(".png"), mask, grayscale=True)
         except ImageError as error:
             failed += 1
             typer.echo(f"error: {error}", err=True)
@@ -146,6 +154,11 @@ def _check_distinct(source: Path, destination: Path) -> None:
     """Writing into the input folder would replace the originals with their degraded copies."""
     if destination.resolve() == source.resolve():
         raise AdaCodeError("the output folder must differ from the input folder")
+
+
+def _writable(path: Path) -> Path:
+    """`path`, or the same name as .png where we cannot write its format (gif, bmp)."""
+    return path.with_suffix(output_suffix(path))
 
 
 def _image_rng(seed: int, relative: Path) -> np.random.Generator:

@@ -1,8 +1,10 @@
-"""The options `sr`, `inpaint` and `recon` share, declared once and collected into one object.
+"""Options several commands share, declared once and collected into one object.
 
-`with_shared_options` appends them to a command's own parameters (so `--help` lists them, grouped
-in panels) and hands the command a `SharedOptions` instead of nineteen keyword arguments. Only
-typer and the standard library are imported here: `--help` must not pay for torch.
+`shared_options(OptionsClass, declarations)` makes a decorator that appends the declared options
+to a command's own parameters (so `--help` lists them) and hands the command one `OptionsClass`
+instead of a keyword argument per option. `with_shared_options` is the one `sr`, `inpaint` and
+`recon` use, grouped in panels; `adacode train` builds its own. Only typer and the standard
+library are imported here: `--help` must not pay for torch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Any
 
 import typer
 
+#: Field name -> (annotation, typer.Option(...)): the parameters `shared_options` adds.
+Declarations = dict[str, tuple[Any, Any]]
+
 MODEL_PANEL = "Model and device"
 OUTPUT_PANEL = "Output files"
 DISPLAY_PANEL = "Display"
@@ -25,6 +30,7 @@ DISPLAY_PANEL = "Display"
 class Precision(str, Enum):
     auto = "auto"
     fp32 = "fp32"
+    tf32 = "tf32"
     bf16 = "bf16"
     fp16 = "fp16"
 
@@ -64,7 +70,7 @@ def _option(default: Any, *names: str, panel: str, **settings: Any) -> Any:
     return typer.Option(default, *names, rich_help_panel=panel, **settings)
 
 
-_DECLARATIONS: dict[str, tuple[Any, Any]] = {
+_DECLARATIONS: Declarations = {
     "weights": (str | None, _option(
         None, "--weights", "-w", metavar="NAME|PATH", panel=MODEL_PANEL,
         help="Registry name (see `adacode weights list`) or a .safetensors/.pth file "
@@ -74,7 +80,8 @@ _DECLARATIONS: dict[str, tuple[Any, Any]] = {
         "auto", "--device", panel=MODEL_PANEL, help="auto, cpu, cuda, cuda:N or mps.")),
     "precision": (Precision, _option(
         Precision.auto, "--precision", panel=MODEL_PANEL,
-        help="Arithmetic precision; auto = fp16 on CUDA, fp32 elsewhere.")),
+        help="Arithmetic precision; auto = fp16 on CUDA, fp32 elsewhere. fp32 is exact "
+        "(TF32 off); tf32 trades that for speed on CUDA.")),
     "tile": (int | None, _option(
         None, "--tile", min=0, panel=MODEL_PANEL,
         help="Tile side in input pixels; 0 = whole image at once (default: auto, from memory).")),
@@ -120,27 +127,37 @@ _DECLARATIONS: dict[str, tuple[Any, Any]] = {
         help="Model details, and a traceback with each failure.")),
 }
 
-_FIELD_NAMES = [field.name for field in fields(SharedOptions)]
-assert set(_FIELD_NAMES) == set(_DECLARATIONS), "every shared option needs a declaration"
-
-_PARAMETERS = [
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
-    for name, (annotation, option) in _DECLARATIONS.items()
-]
-
-
-def with_shared_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Give `command(..., shared: SharedOptions)` the shared options as Typer parameters."""
-    own = [
-        parameter
-        for parameter in inspect.signature(command, eval_str=True).parameters.values()
-        if parameter.name != "shared"
+def shared_options(
+    options_type: type, declarations: Declarations
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A decorator giving `command(..., shared: options_type)` the declared options as Typer
+    parameters, after the command's own; `options_type` is a dataclass with one field each."""
+    names = [field.name for field in fields(options_type)]
+    if set(names) != set(declarations):
+        raise TypeError(f"{options_type.__name__}: every field needs one declaration")
+    parameters = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                          annotation=annotation)
+        for name, (annotation, option) in declarations.items()
     ]
 
-    @functools.wraps(command)
-    def wrapper(**arguments: Any) -> None:
-        shared = SharedOptions(**{name: arguments.pop(name) for name in _FIELD_NAMES})
-        command(**arguments, shared=shared)
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [
+            parameter
+            for parameter in inspect.signature(command, eval_str=True).parameters.values()
+            if parameter.name != "shared"
+        ]
 
-    wrapper.__signature__ = inspect.Signature([*own, *_PARAMETERS])  # type: ignore[attr-defined]
-    return wrapper
+        @functools.wraps(command)
+        def wrapper(**arguments: Any) -> None:
+            shared = options_type(**{name: arguments.pop(name) for name in names})
+            command(**arguments, shared=shared)
+
+        wrapper.__signature__ = inspect.Signature([*own, *parameters])  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+#: Gives `command(..., shared: SharedOptions)` the restoration commands' shared options.
+with_shared_options = shared_options(SharedOptions, _DECLARATIONS)

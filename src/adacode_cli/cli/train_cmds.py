@@ -8,11 +8,13 @@ The configuration is layered: preset, then --config FILE, then this command's fl
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+from adacode_cli.cli.options import shared_options
 
 if TYPE_CHECKING:
     from adacode_cli.train.config import TrainConfig
@@ -27,54 +29,68 @@ train_app = typer.Typer(
 PATH_KEYS = ("data", "lq", "val", "val_lq", "init", "init_d")
 
 
-@dataclass
-class Common:
+@dataclass(frozen=True)
+class TrainOptions:
     """The flags every stage takes."""
 
     output: Path
     config_file: Path | None
     preset: str | None
+    iters: int | None
+    batch_size: int | None
+    seed: int | None
+    val: Path | None
     resume: bool
-    flags: dict[str, Any] = field(default_factory=dict)
-    no_perceptual: bool = False
-    no_semantic: bool = False
-    no_gan: bool = False
-    overrides: list[str] = field(default_factory=list)
+    no_perceptual: bool
+    no_gan: bool
+    device: str | None
+    precision: str | None
+    workers: int | None
+    overrides: list[str] | None
+
+    def flags(self) -> dict[str, Any]:
+        """Config keys these flags set (None: not given)."""
+        return {
+            "train.iters": self.iters, "data.batch_size": self.batch_size,
+            "train.seed": self.seed, "paths.val": self.val, "train.device": self.device,
+            "train.precision": self.precision, "data.workers": self.workers,
+        }
 
 
-OUTPUT = typer.Option(..., "--output", "-o", help="Run folder (created; --resume continues it).")
-CONFIG = typer.Option(None, "--config", help="TOML config (see `adacode train config STAGE`).")
-PRESET = typer.Option(None, "--preset", help="official (the paper's recipe) | tiny (CPU-sized).")
-ITERS = typer.Option(None, "--iters", help="Total iterations.")
-BATCH = typer.Option(None, "--batch-size", help="Images per batch per process.")
-SEED = typer.Option(None, "--seed", help="Seed of initialisation, data order and degradations.")
-VAL = typer.Option(None, "--val", help="Held-out HQ images validated every val.every iterations.")
-RESUME = typer.Option(False, "--resume", help="Continue the run in --output from its checkpoint.")
-NO_PERCEPTUAL = typer.Option(False, "--no-perceptual", help="Train without the LPIPS loss.")
-NO_SEMANTIC = typer.Option(False, "--no-semantic", help="Train without the semantic loss.")
-NO_GAN = typer.Option(False, "--no-gan", help="Train without the GAN loss / discriminator.")
-DEVICE = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps.")
-PRECISION = typer.Option(None, "--precision", help="fp32 | bf16 | fp16 (autocast).")
-WORKERS = typer.Option(None, "--workers", help="DataLoader workers per process.")
-SET = typer.Option(None, "--set", help="Override any key: --set optim.lr_g=2e-4 (repeatable).")
+with_train_options = shared_options(TrainOptions, {
+    "output": (Path, typer.Option(
+        ..., "--output", "-o", help="Run folder (created; --resume continues it).")),
+    "config_file": (Path | None, typer.Option(
+        None, "--config", help="TOML config (see `adacode train config STAGE`).")),
+    "preset": (str | None, typer.Option(
+        None, "--preset", help="official (the paper's recipe) | tiny (CPU-sized).")),
+    "iters": (int | None, typer.Option(None, "--iters", help="Total iterations.")),
+    "batch_size": (int | None, typer.Option(
+        None, "--batch-size", help="Images per batch per process.")),
+    "seed": (int | None, typer.Option(
+        None, "--seed", help="Seed of initialisation, data order and degradations.")),
+    "val": (Path | None, typer.Option(
+        None, "--val", help="Held-out HQ images validated every val.every iterations.")),
+    "resume": (bool, typer.Option(
+        False, "--resume", help="Continue the run in --output from its checkpoint.")),
+    "no_perceptual": (bool, typer.Option(
+        False, "--no-perceptual", help="Train without the LPIPS loss.")),
+    "no_gan": (bool, typer.Option(
+        False, "--no-gan", help="Train without the GAN loss / discriminator.")),
+    "device": (str | None, typer.Option(
+        None, "--device", help="auto | cpu | cuda | cuda:N | mps.")),
+    "precision": (str | None, typer.Option(
+        None, "--precision", help="fp32 | bf16 | fp16 (autocast).")),
+    "workers": (int | None, typer.Option(
+        None, "--workers", help="DataLoader workers per process.")),
+    "overrides": (list[str] | None, typer.Option(
+        None, "--set", help="Override any key: --set optim.lr_g=2e-4 (repeatable).")),
+})
 
 
-def _common(
-    output: Path, config_file: Path | None, preset: str | None, iters: int | None,
-    batch_size: int | None, seed: int | None, val: Path | None, resume: bool,
-    no_perceptual: bool, no_semantic: bool, no_gan: bool, device: str | None,
-    precision: str | None, workers: int | None, overrides: list[str] | None,
-) -> Common:
-    flags = {
-        "train.iters": iters, "data.batch_size": batch_size, "train.seed": seed,
-        "paths.val": val, "train.device": device, "train.precision": precision,
-        "data.workers": workers,
-    }
-    return Common(output, config_file, preset, resume, flags, no_perceptual, no_semantic,
-                  no_gan, list(overrides or []))
-
-
-def _build_config(stage: int, common: Common, specific: dict[str, Any]) -> TrainConfig:
+def _build_config(
+    stage: int, options: TrainOptions, specific: dict[str, Any], no_semantic: bool = False
+) -> TrainConfig:
     """Preset (or the resumed run's config) < --config < flags < --set."""
     from adacode_cli.train.config import (
         ConfigError,
@@ -85,28 +101,28 @@ def _build_config(stage: int, common: Common, specific: dict[str, Any]) -> Train
     )
     from adacode_cli.train.state import RunFolder
 
-    if common.resume:
-        if common.config_file is not None or common.preset is not None:
+    if options.resume:
+        if options.config_file is not None or options.preset is not None:
             raise ConfigError("--resume continues with the run's own config: drop --config and "
                               "--preset (flags and --set still override)")
-        config = RunFolder(common.output).read_config()
+        config = RunFolder(options.output).read_config()
         if config.stage != stage:
-            raise ConfigError(f"{common.output} is a stage-{config.stage} run, not stage {stage}")
-    elif common.config_file is not None:
-        config = config_from_file(stage, common.config_file, common.preset)
+            raise ConfigError(f"{options.output} is a stage-{config.stage} run, not stage {stage}")
+    elif options.config_file is not None:
+        config = config_from_file(stage, options.config_file, options.preset)
     else:
-        config = preset(stage, common.preset or "official")
-    for key, value in {**common.flags, **specific}.items():
+        config = preset(stage, options.preset or "official")
+    for key, value in {**options.flags(), **specific}.items():
         if value is not None and value != []:
             set_value(config, key, [str(v) for v in value] if isinstance(value, list)
                       else str(value) if isinstance(value, Path) else value)
-    if common.no_perceptual:
+    if options.no_perceptual:
         config.loss.perceptual = 0.0
-    if common.no_semantic and stage == 1:
+    if no_semantic:
         config.loss.semantic = 0.0
-    if common.no_gan:
+    if options.no_gan:
         config.loss.gan = 0.0
-    apply_overrides(config, common.overrides)
+    apply_overrides(config, list(options.overrides or []))
     _absolute_paths(config)
     return config
 
@@ -121,52 +137,49 @@ def _absolute_paths(config: TrainConfig) -> None:
     paths.codebooks = [os.path.abspath(p) for p in paths.codebooks]
 
 
-def _train(stage: int, common: Common, specific: dict[str, Any]) -> None:
+def _train(
+    stage: int, options: TrainOptions, specific: dict[str, Any], no_semantic: bool = False
+) -> None:
     from rich.console import Console
 
     from adacode_cli.train.stages import train
 
-    config = _build_config(stage, common, specific)
-    train(config, common.output, resume=common.resume, console=Console(highlight=False))
+    config = _build_config(stage, options, specific, no_semantic)
+    train(config, options.output, resume=options.resume, console=Console(highlight=False))
 
 
 @train_app.command("stage1")
+@with_train_options
 def stage1(
     data: Path = typer.Option(None, "--data", help="HQ images of one category, or a root whose "
                               "sub-folders are categories (one run each, RUN/<category>)."),
     category: str = typer.Option(None, "--category", help="Category name (with a root: train "
                                  "only this sub-folder)."),
-    output: Path = OUTPUT, config_file: Path = CONFIG, preset: str = PRESET,
-    iters: int = ITERS, batch_size: int = BATCH, seed: int = SEED, val: Path = VAL,
-    resume: bool = RESUME, no_perceptual: bool = NO_PERCEPTUAL, no_semantic: bool = NO_SEMANTIC,
-    no_gan: bool = NO_GAN, device: str = DEVICE, precision: str = PRECISION,
-    workers: int = WORKERS, overrides: list[str] = SET,
+    no_semantic: bool = typer.Option(False, "--no-semantic",
+                                     help="Train without the semantic loss."),
+    *,
+    shared: TrainOptions,
 ) -> None:
     """Stage 1: one VQGAN (one basis codebook) per image category."""
-    common = _common(output, config_file, preset, iters, batch_size, seed, val, resume,
-                     no_perceptual, no_semantic, no_gan, device, precision, workers, overrides)
-    _train(1, common, {"paths.data": data, "task.category": category})
+    _train(1, shared, {"paths.data": data, "task.category": category}, no_semantic)
 
 
 @train_app.command("stage2")
+@with_train_options
 def stage2(
     data: Path = typer.Option(None, "--data", help="HQ images of all categories."),
     codebooks: list[Path] = typer.Option(None, "--codebooks", help="A stage-1 run or weights "
                                          "file per codebook, in order (repeat the flag); a "
                                          "stage-1 root gives all its categories."),
-    output: Path = OUTPUT, config_file: Path = CONFIG, preset: str = PRESET,
-    iters: int = ITERS, batch_size: int = BATCH, seed: int = SEED, val: Path = VAL,
-    resume: bool = RESUME, no_perceptual: bool = NO_PERCEPTUAL, no_semantic: bool = NO_SEMANTIC,
-    no_gan: bool = NO_GAN, device: str = DEVICE, precision: str = PRECISION,
-    workers: int = WORKERS, overrides: list[str] = SET,
+    *,
+    shared: TrainOptions,
 ) -> None:
     """Stage 2: frozen basis codebooks, learned adaptive weights (the recon network)."""
-    common = _common(output, config_file, preset, iters, batch_size, seed, val, resume,
-                     no_perceptual, no_semantic, no_gan, device, precision, workers, overrides)
-    _train(2, common, {"paths.data": data, "paths.codebooks": list(codebooks or [])})
+    _train(2, shared, {"paths.data": data, "paths.codebooks": list(codebooks or [])})
 
 
 @train_app.command("stage3")
+@with_train_options
 def stage3(
     task: str = typer.Option(None, "--task", help="sr | inpaint."),
     scale: int = typer.Option(None, "--scale", help="Super-resolution factor: 2 or 4."),
@@ -177,18 +190,13 @@ def stage3(
                              "name (recon)."),
     init_d: Path = typer.Option(None, "--init-d", help="Discriminator weights to start from."),
     val_lq: Path = typer.Option(None, "--val-lq", help="Paired LQ validation images."),
-    output: Path = OUTPUT, config_file: Path = CONFIG, preset: str = PRESET,
-    iters: int = ITERS, batch_size: int = BATCH, seed: int = SEED, val: Path = VAL,
-    resume: bool = RESUME, no_perceptual: bool = NO_PERCEPTUAL, no_semantic: bool = NO_SEMANTIC,
-    no_gan: bool = NO_GAN, device: str = DEVICE, precision: str = PRECISION,
-    workers: int = WORKERS, overrides: list[str] = SET,
+    *,
+    shared: TrainOptions,
 ) -> None:
     """Stage 3: LQ encoder + weight predictor for super-resolution or inpainting."""
-    common = _common(output, config_file, preset, iters, batch_size, seed, val, resume,
-                     no_perceptual, no_semantic, no_gan, device, precision, workers, overrides)
     specific = {"task.task": task, "task.scale": scale, "paths.data": data, "paths.lq": lq,
                 "paths.init": init, "paths.init_d": init_d, "paths.val_lq": val_lq}
-    _train(3, common, specific)
+    _train(3, shared, specific)
 
 
 @train_app.command("config")

@@ -4,7 +4,8 @@ The per-pixel cost is measured, not guessed: the step graph of the network runs 
 device (shapes only, no compute, no memory) under a dispatch mode that follows every tensor the
 network allocates and frees, per model configuration and precision. That gives the peak of live
 activation bytes of a straight-through tile and the bytes each tile keeps parked between
-layered segments, both per padded input pixel.
+layered segments, both per padded input pixel. On CUDA the straight-through cost is measured
+again on the device itself, where kernels allocate workspaces the meta count cannot see.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import functools
 import os
 import weakref
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +23,16 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from adacode_cli.engine.graph import network_steps, run_steps, segments
-from adacode_cli.model import swin
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import build_network
 
-SAFETY = 1.3  # allocator slack, kernel workspaces and temporaries the dispatcher cannot see
+# Measured on the CPU (peak RSS growth of a whole-image run at x4 and x2, fp32 and bf16, inputs
+# of 271-400 px): 1.12-1.24x the live bytes the dispatcher sees (allocator slack, kernel
+# workspaces and temporaries inside kernels), plus a fixed runtime part. Parked registers are
+# plain tensors.
+STREAM_SLACK = 1.3
+RUNTIME_OVERHEAD = 256 * 2**20
+PARKED_SLACK = 1.1
 
 
 class _LiveBytes(TorchDispatchMode):
@@ -82,43 +90,93 @@ class MemoryProfile:
 
     stream: float  # peak while a tile runs straight through
     parked: tuple[float, ...]  # kept per tile after each layered segment but the last
+    fixed: int  # bytes independent of the tile: runtime workspaces, reduced-precision weights
+    slack: float = STREAM_SLACK  # what the real run needs beyond `stream`
 
     def stream_bytes(self, pixels: int) -> int:
-        return int(self.stream * pixels * SAFETY)
+        return int(self.stream * pixels * self.slack) + self.fixed
+
+    def stream_pixels(self, budget: int) -> int:
+        """The most pixels a straight-through batch may have within `budget` bytes."""
+        return max(0, int((budget - self.fixed) / (self.stream * self.slack)))
 
     def parked_bytes(self, pixels: int, segments: int) -> int:
         """Registers parked for `pixels` of tiles while the first `segments` run layered."""
         if segments == 0:
             return 0
-        return int(max(self.parked[:segments]) * pixels * SAFETY)
+        return int(max(self.parked[:segments]) * pixels * PARKED_SLACK)
 
 
 @functools.lru_cache(maxsize=16)
 def profile(config: AdaCodeConfig, dtype: torch.dtype) -> MemoryProfile:
-    """Measure `config` at `dtype` on a tile of two alignment steps (exact: costs scale with area
+    """Measure `config` at `dtype` on a tile of four alignment steps (exact: costs scale with area
     apart from a fixed part that this size already makes small)."""
     side = 4 * config.pad_multiple
-    try:
-        with torch.device("meta"):
-            network = build_network(config).to(dtype).eval()
-    finally:
-        # the model caches a small index tensor built on the default device; drop the meta one
-        swin._relative_position_index.cache_clear()
-    steps = network_steps(network)
-    parked = []
+    with torch.device("meta"):
+        network = build_network(config).to(dtype).eval()
     with torch.inference_mode():
         x = torch.empty(1, 3, side, side, device="meta", dtype=dtype)
         owned = [*network.parameters(), *network.buffers(), x]
         tracker = _LiveBytes({t.untyped_storage()._cdata for t in owned})
         with tracker:
             regs = {"h": x}
-            run_steps(steps, regs)
+            run_steps(network_steps(network), regs)
             del regs
-        regs = {"h": x}
+    weights = 0
+    if dtype != torch.float32:  # autocast keeps a cast copy of every weight while it runs
+        weights = sum(p.numel() for p in network.parameters()) * dtype.itemsize
+    return MemoryProfile(tracker.peak / side**2, parked_registers(config),
+                         RUNTIME_OVERHEAD + weights)
+
+
+@functools.lru_cache(maxsize=16)
+def parked_registers(config: AdaCodeConfig) -> tuple[float, ...]:
+    """Bytes per padded input pixel kept after each layered segment but the last, priced at
+    fp32 for every precision: under autocast the residual streams stay fp32 (a 16-bit
+    convolution output added to an fp32 input is fp32)."""
+    side = 4 * config.pad_multiple
+    with torch.device("meta"):
+        network = build_network(config).eval()
+    steps = network_steps(network)
+    parked = []
+    with torch.inference_mode():
+        regs = {"h": torch.empty(1, 3, side, side, device="meta")}
         for segment in segments(steps)[:-1]:
             run_steps(segment, regs)
             parked.append(_unique_bytes(list(regs.values())) / side**2)
-    return MemoryProfile(tracker.peak / side**2, tuple(parked))
+    return tuple(parked)
+
+
+CALIBRATION_STEPS = (6, 12)  # tile sides, in alignment steps, of the two measured runs
+# margin on the fitted cost: a 1.15 margin fitted at 4 and 8 steps let 576-640 px tiles at x2
+# (fp16, H200) peak 1-4% over their limit: the cost grows a little faster than linearly
+CALIBRATION_SLACK = 1.25
+
+
+def measure_on_device(
+    network: torch.nn.Module, config: AdaCodeConfig, device: torch.device,
+    precision: Callable[[], AbstractContextManager[None]], parked: tuple[float, ...],
+) -> MemoryProfile:
+    """The straight-through cost measured on a CUDA device itself: the allocator's peak for two
+    tile sizes, fitted as fixed + per-pixel bytes. The meta-device count misses what only the
+    real run allocates there (cuDNN workspaces of tensor-core convolutions, autocast's fp32
+    residual streams): fp16 needed 2.7x the counted bytes (sr-x2, H200). Resets the device's peak
+    memory statistics."""
+    points = []
+    for steps in CALIBRATION_STEPS:
+        side = steps * config.pad_multiple
+        x = torch.rand(1, 3, side, side, device=device)
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        with torch.inference_mode(), precision():
+            network(x)
+        torch.cuda.synchronize(device)
+        points.append((side * side, torch.cuda.max_memory_allocated(device) - base))
+    (small, small_peak), (large, large_peak) = points
+    per_pixel = max((large_peak - small_peak) / (large - small), 1.0)
+    fixed = max(0, int(small_peak - per_pixel * small))
+    return MemoryProfile(per_pixel, parked, fixed, CALIBRATION_SLACK)
 
 
 def available_memory(device: torch.device) -> int:
@@ -132,6 +190,15 @@ def available_memory(device: torch.device) -> int:
     return host_available_memory()
 
 
+def device_allocated(device: torch.device) -> int:
+    """Bytes this process holds in tensors on the accelerator `device` now."""
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    if device.type == "mps":
+        return int(torch.mps.current_allocated_memory())
+    return 0
+
+
 def process_resident() -> int:
     """Resident bytes of this process now (0 where the OS does not say)."""
     try:
@@ -139,16 +206,6 @@ def process_resident() -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def release_caches(network: torch.nn.Module) -> None:
-    """Drop the attention masks the Swin layers cache per feature size: at inference they hold
-    (windows x heads x 64 x 64) floats per block, hundreds of MB for large tiles, and a new
-    tile size or image would add another set."""
-    for module in network.modules():
-        cache = getattr(module, "_mask_cache", None)
-        if isinstance(cache, dict):
-            cache.clear()
 
 
 def host_available_memory() -> int:

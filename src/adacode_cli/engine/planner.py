@@ -62,7 +62,7 @@ def tile_pixels(height: int, width: int, tile: int, overlap: int, align: int) ->
 
 def largest_tile(profile: MemoryProfile, budget: int, batch: int, align: int) -> int:
     """The largest aligned tile side whose straight-through batch fits `budget`."""
-    side = math.isqrt(max(budget, 0) // max(1, int(profile.stream * 1.3 * batch)))
+    side = math.isqrt(profile.stream_pixels(budget) // batch)
     return max(align, side // align * align)
 
 
@@ -83,7 +83,8 @@ def choose_plan(
 
     Automatic tiles try sizes from the largest that fits downwards until the exact statistics
     fit beside them (on the accelerator when there is one); when none does, the largest tile
-    runs with as many exact statistics as fit.
+    parks its registers in host RAM, and on the CPU, where tiles and registers share the RAM,
+    tiles take half the memory and the statistics measured on a downscaled copy the other half.
     """
     height, width = padded
     align = config.pad_multiple
@@ -101,7 +102,12 @@ def choose_plan(
     while candidate.tile is not None and not _satisfied(candidate, segments, statistics):
         side = (side * 3 // 4) // align * align
         if side < floor:
-            return first
+            # smaller tiles free room for registers only where both share one memory (CPU)
+            if first.exact_segments == segments - 1 or not budget.shared:
+                return first
+            side = max(largest_tile(profile, budget.device // 2, 1, align), smallest)
+            return _tiled(config, profile, padded, budget, side, overlap, batch, statistics,
+                          device, segments)
         candidate = _tiled(config, profile, padded, budget, side, overlap, batch, statistics,
                            device, segments)
     return candidate
@@ -136,7 +142,7 @@ def _tiled(
     size = batch or 1
     if batch is None and device.type == "cuda":
         size = max(1, min(MAX_AUTO_BATCH, count,
-                          budget.device // max(1, profile.stream_bytes(side * side))))
+                          profile.stream_pixels(budget.device) // (side * side)))
     if statistics == "tile":
         return Plan(side, size, 0, None, True)
     working = profile.stream_bytes(side * side * size)

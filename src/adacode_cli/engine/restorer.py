@@ -24,7 +24,7 @@ from adacode_cli.engine.device import resolve_device
 from adacode_cli.engine.executor import TileExecutor
 from adacode_cli.engine.graph import Registers
 from adacode_cli.engine.planner import Budget, Plan, choose_plan, default_overlap
-from adacode_cli.engine.precision import name_of, resolve_precision
+from adacode_cli.engine.precision import resolve_precision
 from adacode_cli.engine.tiling import Tile, plan_tiles
 from adacode_cli.errors import AdaCodeError, ImageError
 from adacode_cli.model.checkpoint import load_network
@@ -45,7 +45,7 @@ class RestoreOptions:
     """How to run the network. None means automatic."""
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto | fp32 | tf32 | bf16 | fp16
     tile: int | None = None  # None: auto; 0: whole image; N: tile side in input pixels
     tile_overlap: int | None = None  # input pixels shared by neighbouring tiles
     batch_size: int | None = None  # tiles per batch
@@ -116,12 +116,14 @@ class Restorer:
                 f"unknown statistics mode {self.options.statistics!r} (auto, exact or tile)"
             )
         self.device = resolve_device(self.options.device)
-        self.dtype, self._precision_notices = resolve_precision(
+        self._precision, self._precision_notices = resolve_precision(
             self.options.precision, self.device
         )
+        self.dtype = self._precision.dtype
         self.network = network.eval().to(self.device)
         self._channels_last = False
-        self.executor = TileExecutor(self.network, self.device, self.dtype)
+        self._profile: memory.MemoryProfile | None = None
+        self.executor = TileExecutor(self.network, self.device, self._precision)
 
     @classmethod
     def from_file(cls, path: str | Path, options: RestoreOptions | None = None) -> Restorer:
@@ -135,7 +137,7 @@ class Restorer:
 
     @property
     def precision(self) -> str:
-        return name_of(self.dtype)
+        return self._precision.name
 
     @property
     def overlap(self) -> int:
@@ -157,19 +159,15 @@ class Restorer:
         notices = list(self._precision_notices)
         plan = self.plan(x.shape[-2], x.shape[-1])
         first_tile = plan.tile
-        try:
-            while True:
-                try:
-                    result = self._run(x, image.dtype, plan, with_weight_map, on_progress,
-                                       should_stop)
-                    break
-                except (torch.OutOfMemoryError, RuntimeError) as error:
-                    if not _is_out_of_memory(error):
-                        raise
-                    memory.release_caches(self.network)
-                    plan = self._smaller(plan, x)
-        finally:
-            memory.release_caches(self.network)
+        while True:
+            try:
+                result = self._run(x, image.dtype, plan, with_weight_map, on_progress,
+                                   should_stop)
+                break
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                if not _is_out_of_memory(error):
+                    raise
+                plan = self._smaller(plan, x)
         if plan.tile != first_tile:
             tried = "the whole image" if first_tile is None else f"{first_tile} px tiles"
             notices.append(f"out of memory with {tried}; finished with {plan.tile} px tiles")
@@ -189,7 +187,7 @@ class Restorer:
         padded = padded_size(height, multiple), padded_size(width, multiple)
         return choose_plan(
             self.config,
-            memory.profile(self.config, self.dtype),
+            self._memory_profile(),
             padded,
             self._budget(height, width),
             tile=self.options.tile,
@@ -199,6 +197,20 @@ class Restorer:
             device=self.device,
             segments=len(self.executor.segments),
         )
+
+    def _memory_profile(self) -> memory.MemoryProfile:
+        """The meta-device cost, measured again on a CUDA device once per restorer."""
+        if self._profile is None:
+            self._profile = memory.profile(self.config, self.dtype)
+            if self.device.type == "cuda":
+                try:
+                    self._profile = memory.measure_on_device(
+                        self.network, self.config, self.device,
+                        self.executor.precision_context, self._profile.parked,
+                    )
+                except torch.OutOfMemoryError:
+                    torch.cuda.empty_cache()
+        return self._profile
 
     def _budget(self, height: int, width: int) -> Budget:
         limit = self.options.memory_limit
@@ -211,7 +223,10 @@ class Restorer:
         host -= fixed
         if self.device.type == "cpu":
             return Budget(host, host, True)
-        device = limit if limit is not None else int(memory.available_memory(self.device) * 0.9)
+        if limit is None:
+            device = int(memory.available_memory(self.device) * 0.9)
+        else:  # the limit covers what is already allocated there: the weights, for one
+            device = limit - memory.device_allocated(self.device)
         return Budget(device, host, False)
 
     def _use_layout(self, whole: bool) -> None:
@@ -237,7 +252,7 @@ class Restorer:
         if smaller <= self.overlap:
             raise ImageError(f"out of memory even with {side} px tiles")
         base = choose_plan(
-            self.config, memory.profile(self.config, self.dtype),
+            self.config, self._memory_profile(),
             (padded_size(x.shape[-2], multiple), padded_size(x.shape[-1], multiple)),
             self._budget(x.shape[-2], x.shape[-1]), tile=smaller, overlap=self.overlap,
             batch=1, statistics=self.options.statistics, device=self.device,
@@ -269,7 +284,7 @@ class Restorer:
         source = x.to(self.device)
         if self._channels_last:
             source = source.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), self.executor.autocast():
+        with torch.inference_mode(), self.executor.precision_context():
             output, weight = restore_whole(self.network, source)
             pixels = output[0].float().cpu()
             weight_map = None
@@ -300,7 +315,6 @@ class Restorer:
         statistics.values = {}
         if plan.estimate_scale is not None:
             self._estimate_statistics(x, plan)
-            memory.release_caches(self.network)
         height, width = x.shape[-2:]
         canvas = BlendCanvas(grid, config.scale, height * config.scale, width * config.scale,
                              dtype)

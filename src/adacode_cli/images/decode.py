@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -37,6 +39,8 @@ _CONVERT = {
 _GREY_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 # Failures a damaged or hostile file can make Pillow raise while identifying or decoding it.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+# EXIF orientations that swap width and height (a quarter turn, with or without a flip).
+_TRANSPOSING = frozenset({5, 6, 7, 8})
 
 
 @dataclass
@@ -60,6 +64,33 @@ def read_image(path: str | PathLike[str], *, max_pixels: int | None = None) -> L
     before decoding, so a small hostile file cannot expand into gigabytes of memory.
     """
     path = Path(path)
+    with _opened(path, max_pixels) as image:
+        return _load(image, path)
+
+
+def read_size(path: str | PathLike[str]) -> tuple[int, int]:
+    """(width, height) of the image `read_image` returns, from the file's header alone: cheap
+    enough to check a whole data set before training."""
+    path = Path(path)
+    with _opened(path, None) as image:
+        width, height = image.size  # Pillow already reports a TIFF's upright size
+        if image.format != "TIFF" and _header_orientation(image) in _TRANSPOSING:
+            return height, width
+        return width, height
+
+
+def _header_orientation(image: Image.Image) -> int:
+    """The EXIF orientation, without decoding pixels: a PNG whose EXIF follows its pixel data
+    counts as upright, since finding that EXIF means decoding the image."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    return orientation_of(image)
+
+
+@contextmanager
+def _opened(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
+    """The image open for reading; a problem with the file, opening or decoding it in the
+    `with` block, becomes an `ImageError` naming `path`."""
     try:
         if path.is_file() and path.stat().st_size == 0:
             raise ImageError(f"{path}: empty file")
@@ -68,7 +99,7 @@ def read_image(path: str | PathLike[str], *, max_pixels: int | None = None) -> L
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path, formats=PILLOW_READ_FORMATS) as image:
                 _check_size(image, path, max_pixels)
-                return _load(image, path)
+                yield image
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{path}: refused, possible decompression bomb ({exc})") from exc
     except FileNotFoundError as exc:

@@ -25,7 +25,7 @@ def collect_inputs(spec: str, recursive: bool) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = _images(path.rglob("*") if recursive else path.iterdir(), path)
+        found = images_in(path, recursive=recursive)
         if not found:
             hint = "" if recursive else " (use --recursive to search sub-folders)"
             raise AdaCodeError(f"{spec}: no images ({_extension_list()}) in this folder{hint}")
@@ -36,6 +36,12 @@ def collect_inputs(spec: str, recursive: bool) -> list[Path]:
             raise AdaCodeError(f"{spec}: the pattern matches no images ({_extension_list()})")
         return found
     raise AdaCodeError(f"{spec}: no such file or folder")
+
+
+def images_in(folder: Path, *, recursive: bool) -> list[Path]:
+    """The image files in `folder` (and its sub-folders when `recursive`), sorted; hidden files
+    and folders are skipped, our temporary files among them. Empty when there are none."""
+    return _images(folder.rglob("*") if recursive else folder.iterdir(), folder)
 
 
 def input_root(spec: str) -> Path:
@@ -77,7 +83,7 @@ def plan_output(
         destination = (
             folder
             / _relative_folder(input_path, input_root)
-            / (input_path.stem + suffix + _output_suffix(input_path, ext))
+            / (input_path.stem + suffix + output_suffix(input_path, ext))
         )
     if _same_file(destination, input_path):
         raise AdaCodeError(
@@ -142,7 +148,9 @@ def _hidden(path: Path, root: Path | None) -> bool:
     return any(part.startswith(".") for part in parts) or path.name.startswith(TEMP_PREFIX)
 
 
-def _output_suffix(input_path: Path, ext: str) -> str:
+def output_suffix(input_path: Path, ext: str = "auto") -> str:
+    """The extension of `input_path`'s result: `ext`'s, else the input's own where we can write
+    that format, else .png (gif, bmp)."""
     if ext != "auto":
         return "." + ext
     if input_path.suffix.lower() in WRITABLE_FORMATS:

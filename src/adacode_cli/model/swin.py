@@ -1,10 +1,12 @@
 """Swin transformer layers (SwinIR's RSTB) used by the weight predictor and the LQ encoder.
 
 Window attention runs through `scaled_dot_product_attention` with the relative-position bias and
-the shifted-window mask folded into one additive mask. Masks are cached per feature size, and the
-combined mask is cached too while no gradient is needed (inference), keyed by the bias table's
-version so a weight load invalidates it. `attention="math"` keeps the plain formulation of the
-paper's code, used by the tests to prove the fast path equal.
+the shifted-window mask folded into one additive mask. The shift masks are cached per feature
+size, and the (heads, N, N) bias is cached while no gradient is needed (inference), keyed by the
+bias table's version so a weight load invalidates it. Their sum, (windows x heads x N x N), is as
+large as the attention scores themselves, so it is built per call and freed with them rather than
+kept: cached, it held about 49 KB per latent pixel after a forward. `attention="math"` keeps the
+plain formulation of the paper's code, used by the tests to prove the fast path equal.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ def window_reverse(windows: torch.Tensor, window: int, h: int, w: int) -> torch.
 
 @lru_cache(maxsize=8)
 def _relative_position_index(window: int) -> torch.Tensor:
-    coords = torch.stack(
-        torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
-    ).flatten(1)
+    """Built on the CPU whatever the default device: a cached meta or CUDA tensor would leak
+    into every network built later."""
+    axis = torch.arange(window, device="cpu")
+    coords = torch.stack(torch.meshgrid(axis, axis, indexing="ij")).flatten(1)
     relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
     return relative[:, :, 0] * (2 * window - 1) + relative[:, :, 1]
 
@@ -45,7 +48,7 @@ def _relative_position_index(window: int) -> torch.Tensor:
 @lru_cache(maxsize=32)
 def shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -> torch.Tensor:
     """Additive mask (windows, N, N) that stops tokens from attending across a cyclic-shift seam."""
-    region = torch.zeros(1, h, w, 1)
+    region = torch.zeros(1, h, w, 1, device="cpu")
     label = 0
     bounds = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
     for rows in bounds:
@@ -86,7 +89,7 @@ class WindowAttention(nn.Module):
         )
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
-        self._mask_cache: dict[tuple, torch.Tensor] = {}
+        self._bias_cache: dict[tuple, torch.Tensor] = {}
 
     def position_bias(self) -> torch.Tensor:
         """(heads, N, N) bias looked up from the table."""
@@ -94,32 +97,29 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(n, n, -1).permute(2, 0, 1).contiguous()
 
-    def _additive_mask(
-        self, shift: torch.Tensor | None, size: tuple[int, int], dtype: torch.dtype
-    ) -> torch.Tensor:
-        """(1, windows*heads or heads, N, N) bias + shift mask, cached while no grad is needed."""
+    def _cached_bias(self, dtype: torch.dtype) -> torch.Tensor:
+        """`position_bias()` in `dtype`, cached while no gradient can flow into the table."""
         table = self.relative_position_bias_table
-        cacheable = not torch.is_grad_enabled() or not table.requires_grad
+        if torch.is_grad_enabled() and table.requires_grad:
+            return self.position_bias().to(dtype)
         # inference tensors have no version counter; they cannot change outside inference mode
         version = -1 if table.is_inference() else table._version
-        key = (shift is None, size, dtype, table.device, version, table.data_ptr())
-        if cacheable and key in self._mask_cache:
-            return self._mask_cache[key]
-        bias = self.position_bias().to(dtype)
-        if shift is None:
-            mask = bias.unsqueeze(0)
-        else:
-            n = bias.shape[-1]
-            mask = (shift.to(dtype)[:, None] + bias[None]).reshape(1, -1, n, n)
-        if cacheable:
-            if len(self._mask_cache) > 4:
-                self._mask_cache.clear()
-            self._mask_cache[key] = mask
-        return mask
+        key = (dtype, table.device, version, table.data_ptr())
+        bias = self._bias_cache.get(key)
+        if bias is None:
+            self._bias_cache.clear()
+            bias = self._bias_cache[key] = self.position_bias().to(dtype)
+        return bias
 
-    def forward(
-        self, x: torch.Tensor, shift: torch.Tensor | None, size: tuple[int, int]
-    ) -> torch.Tensor:
+    def _additive_mask(self, shift: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """(1, windows*heads or heads, N, N): the bias, plus the shift mask for shifted blocks."""
+        bias = self._cached_bias(dtype)
+        if shift is None:
+            return bias.unsqueeze(0)
+        n = bias.shape[-1]
+        return (shift.to(dtype)[:, None] + bias[None]).reshape(1, -1, n, n)
+
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
         """x: (B * windows, N, C); shift: the (windows, N, N) mask of an (H, W) map, or None."""
         bw, n, c = x.shape
         qkv = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
@@ -127,7 +127,7 @@ class WindowAttention(nn.Module):
         if self.attention == "math":
             out = self._math_attention(q, k, v, shift)
         else:
-            mask = self._additive_mask(shift, size, q.dtype)
+            mask = self._additive_mask(shift, q.dtype)
             windows = 1 if shift is None else shift.shape[0]
             batch = bw // windows
             out = F.scaled_dot_product_attention(
@@ -171,7 +171,7 @@ class SwinBlock(nn.Module):
         if self.shift:
             x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
             mask = shift_mask(h, w, self.window, self.shift, x.device)
-        windows = self.attn(window_partition(x, self.window), mask, size)
+        windows = self.attn(window_partition(x, self.window), mask)
         x = window_reverse(windows, self.window, h, w)
         if self.shift:
             x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))

@@ -19,18 +19,14 @@ from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from adacode_cli.errors import AdaCodeError, ImageError
+from adacode_cli.images.decode import read_size
+from adacode_cli.images.depth import to_bit_depth, to_float
+from adacode_cli.images.inputs import images_in
 from adacode_cli.train.degradations import degrade_bsrgan
-from adacode_cli.train.image_files import (
-    IMAGE_SUFFIXES,
-    list_images,
-    read_rgb,
-    to_float,
-    to_uint8,
-)
+from adacode_cli.train.image_files import list_images, read_rgb
 from adacode_cli.train.masks import brush_stroke_mask
 from adacode_cli.train.pairs import augment, bsrgan_pair, paired_crop
 from adacode_cli.train.resize import resize_by
@@ -54,7 +50,7 @@ def category_folders(root: Path) -> list[Path] | None:
     """Sub-folders of a category root (no images at its top level), else None (one category)."""
     if not root.is_dir():
         raise AdaCodeError(f"{root}: not a folder")
-    has_images = any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir())
+    has_images = bool(images_in(root, recursive=False))
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     return folders if folders and not has_images else None
 
@@ -74,7 +70,7 @@ def paired_files(hq_root: Path, hq: list[Path], lq_root: Path) -> list[Path]:
 def check_sizes(paths: list[Path], minimum: int) -> None:
     """Refuse, before training starts, an image too small for the training crop."""
     for path in paths:
-        width, height = _size(path)
+        width, height = read_size(path)
         if min(width, height) < minimum:
             raise ImageError(
                 f"{path}: {width}x{height} is smaller than the {minimum}px training crop "
@@ -82,18 +78,10 @@ def check_sizes(paths: list[Path], minimum: int) -> None:
             )
 
 
-def _size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except OSError as error:
-        raise ImageError(f"{path}: cannot read image ({error})") from error
-
-
 def check_pair_scale(hq: list[Path], lq: list[Path], scale: int) -> None:
     """Refuse paired low-quality files that are not exactly 1/scale of their references."""
     for hq_path, lq_path in zip(hq, lq, strict=True):
-        (hq_w, hq_h), (lq_w, lq_h) = _size(hq_path), _size(lq_path)
+        (hq_w, hq_h), (lq_w, lq_h) = read_size(hq_path), read_size(lq_path)
         if (hq_w // scale, hq_h // scale) != (lq_w, lq_h):
             raise ImageError(
                 f"{lq_path}: {lq_w}x{lq_h} is not 1/{scale} of {hq_path.name} ({hq_w}x{hq_h})"
@@ -233,7 +221,7 @@ def load_validation(
             reference = reference[:height, :width]
         elif kind == "sr":
             lq, hq = degrade_bsrgan(to_float(reference), scale, rng)
-            reference = to_uint8(hq)
+            reference = to_bit_depth(hq, 8)
         elif kind == "inpaint":
             lq = with_holes(to_float(reference), rng)
         else:

@@ -25,6 +25,7 @@ from rich.console import Console
 from torch import nn
 
 from adacode_cli.errors import AdaCodeError
+from adacode_cli.images.depth import to_bit_depth
 from adacode_cli.model.checkpoint import load_state_strict
 from adacode_cli.model.networks import AdaCodeNet
 from adacode_cli.model.padding import restore_whole
@@ -38,7 +39,6 @@ from adacode_cli.train.data import (
 from adacode_cli.train.discriminator import UNetDiscriminatorSN
 from adacode_cli.train.distributed import DistContext, digest
 from adacode_cli.train.evaluation import mean_scores
-from adacode_cli.train.image_files import to_uint8
 from adacode_cli.train.losses import LPIPS, hinge_d_loss, hinge_g_loss, l1_loss
 from adacode_cli.train.metrics import psnr_y, ssim_y
 from adacode_cli.train.progress import TrainingDisplay
@@ -217,7 +217,7 @@ class Trainer:
         border = self.config.val.crop_border
         for sample in self.recipe.validation:
             output, _ = restore_whole(self.g, sample.lq.to(self.device))
-            restored = to_uint8(output[0].float().permute(1, 2, 0).cpu().numpy())
+            restored = to_bit_depth(output[0].float().permute(1, 2, 0).cpu().numpy(), 8)
             try:
                 row = {"psnr": psnr_y(restored, sample.reference, border),
                        "ssim": ssim_y(restored, sample.reference, border)}
