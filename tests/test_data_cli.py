@@ -120,6 +120,23 @@ def test_eval_lpips_without_available_weights_warns_and_scores_the_rest(
     assert "lpips" not in json.loads(result.stdout)["mean"]
 
 
+@pytest.mark.parametrize("command", ["degrade", "masks"])
+def test_two_inputs_that_would_write_one_file_are_refused_before_writing(
+    command: str, tmp_path: Path
+) -> None:
+    hq = tmp_path / "hq"
+    hq.mkdir()
+    pixels = np.full((32, 32, 3), 120, np.uint8)
+    Image.fromarray(pixels).save(hq / "x.bmp")
+    Image.fromarray(pixels).save(hq / "x.png")
+    out = tmp_path / "out"
+    extra = ["--scale", "2"] if command == "degrade" else []
+    result = run_adacode("data", command, str(hq), str(out), *extra, env=OFFLINE)
+    assert result.returncode == 2
+    assert "would both be written to" in result.stderr
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
 def test_user_errors_are_one_line_with_exit_code_2(hq: Path, tmp_path: Path) -> None:
     bad_scale = run_adacode("data", "degrade", str(hq), str(tmp_path / "x"), "--scale", "3")
     same_dir = run_adacode("data", "masks", str(hq), str(hq))

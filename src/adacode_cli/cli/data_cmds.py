@@ -60,12 +60,13 @@ def degrade(
 
     _check_distinct(hq_dir, lq_dir)
     paths = list_images(hq_dir)
+    outputs = _distinct_outputs(paths, [_writable(lq_dir / p.relative_to(hq_dir)) for p in paths])
     failed = 0
-    for path in _progress(paths, "degrading"):
+    for path, output in _progress(list(zip(paths, outputs, strict=True)), "degrading"):
         relative = path.relative_to(hq_dir)
         try:
             lq, _ = degrade_bsrgan(to_float(read_rgb(path)), scale, _image_rng(seed, relative))
-            write_image(_writable(lq_dir / relative), lq, quality=OFFICIAL_JPEG_QUALITY)
+            write_image(output, lq, quality=OFFICIAL_JPEG_QUALITY)
         except ImageError as error:
             failed += 1
             typer.echo(f"error: {error}", err=True)
@@ -90,16 +91,20 @@ def masks(
 
     _check_distinct(hq_dir, out_dir)
     paths = list_images(hq_dir)
+    relatives = [path.relative_to(hq_dir) for path in paths]
+    holed = _distinct_outputs(paths, [_writable(out_dir / r) for r in relatives])
+    mask_files = _distinct_outputs(paths, [out_dir / "masks" / r.with_suffix(".png")
+                                           for r in relatives])
     failed = 0
-    for path in _progress(paths, "masking"):
-        relative = path.relative_to(hq_dir)
+    for path, relative, holed_file, mask_file in _progress(
+        list(zip(paths, relatives, holed, mask_files, strict=True)), "masking"
+    ):
         try:
             image = read_rgb(path)
             hole = brush_stroke_mask(image.shape[0], image.shape[1], _image_rng(seed, relative))
-            write_image(_writable(out_dir / relative), punch_holes(image, hole),
-                        quality=OFFICIAL_JPEG_QUALITY)
+            write_image(holed_file, punch_holes(image, hole), quality=OFFICIAL_JPEG_QUALITY)
             mask = np.repeat(hole[..., None].astype(np.uint8) * HOLE_COLOUR, 3, axis=2)
-            write_image(out_dir / "masks" / relative.with_suffix(".png"), mask, grayscale=True)
+            write_image(mask_file, mask, grayscale=True)
         except ImageError as error:
             failed += 1
             typer.echo(f"error: {error}", err=True)
@@ -154,6 +159,17 @@ def _check_distinct(source: Path, destination: Path) -> None:
     """Writing into the input folder would replace the originals with their degraded copies."""
     if destination.resolve() == source.resolve():
         raise AdaCodeError("the output folder must differ from the input folder")
+
+
+def _distinct_outputs(inputs: list[Path], outputs: list[Path]) -> list[Path]:
+    """`outputs`, once sure no two inputs write one file (x.bmp and x.png both become x.png):
+    checked before anything is written, so nothing is silently replaced."""
+    writer: dict[Path, Path] = {}
+    for source, output in zip(inputs, outputs, strict=True):
+        if output in writer:
+            raise AdaCodeError(f"{writer[output]} and {source} would both be written to {output}")
+        writer[output] = source
+    return outputs
 
 
 def _writable(path: Path) -> Path:

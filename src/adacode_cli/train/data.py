@@ -148,6 +148,8 @@ class TrainingImages(Dataset):
         try:
             return self._sample(index, rng)
         except ImageError as error:
+            if str(self.hq[index]) in str(error):
+                raise
             raise ImageError(f"{self.hq[index]}: {error}") from error
 
     def _sample(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
