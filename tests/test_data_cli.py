@@ -133,7 +133,8 @@ def test_two_inputs_that_would_write_one_file_are_refused_before_writing(
     extra = ["--scale", "2"] if command == "degrade" else []
     result = run_adacode("data", command, str(hq), str(out), *extra, env=OFFLINE)
     assert result.returncode == 2
-    assert "would both be written to" in result.stderr
+    assert "both" in result.stderr and "would be written there" in result.stderr
+    assert "x.bmp" in result.stderr and "x.png" in result.stderr
     assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
 
 

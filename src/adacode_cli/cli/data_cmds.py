@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from adacode_cli.errors import AdaCodeError, ImageError, WeightsError
-from adacode_cli.images.inputs import output_suffix
+from adacode_cli.images.inputs import output_suffix, refuse_shared_outputs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,17 +60,16 @@ def degrade(
 
     _check_distinct(hq_dir, lq_dir)
     paths = list_images(hq_dir)
-    outputs = _distinct_outputs(paths, [_writable(lq_dir / p.relative_to(hq_dir)) for p in paths])
-    failed = 0
-    for path, output in _progress(list(zip(paths, outputs, strict=True)), "degrading"):
-        relative = path.relative_to(hq_dir)
-        try:
-            lq, _ = degrade_bsrgan(to_float(read_rgb(path)), scale, _image_rng(seed, relative))
-            write_image(output, lq, quality=OFFICIAL_JPEG_QUALITY)
-        except ImageError as error:
-            failed += 1
-            typer.echo(f"error: {error}", err=True)
-    _finish(len(paths) - failed, failed, f"low-quality x{scale} images to {lq_dir}")
+    outputs = [_writable(lq_dir / path.relative_to(hq_dir)) for path in paths]
+    refuse_shared_outputs(paths, outputs)
+
+    def degrade_one(path: Path, output: Path) -> None:
+        rng = _image_rng(seed, path.relative_to(hq_dir))
+        lq, _ = degrade_bsrgan(to_float(read_rgb(path)), scale, rng)
+        write_image(output, lq, quality=OFFICIAL_JPEG_QUALITY)
+
+    _for_each_image(paths, outputs, degrade_one, "degrading",
+                    f"low-quality x{scale} images to {lq_dir}")
 
 
 def masks(
@@ -92,23 +91,21 @@ def masks(
     _check_distinct(hq_dir, out_dir)
     paths = list_images(hq_dir)
     relatives = [path.relative_to(hq_dir) for path in paths]
-    holed = _distinct_outputs(paths, [_writable(out_dir / r) for r in relatives])
-    mask_files = _distinct_outputs(paths, [out_dir / "masks" / r.with_suffix(".png")
-                                           for r in relatives])
-    failed = 0
-    for path, relative, holed_file, mask_file in _progress(
-        list(zip(paths, relatives, holed, mask_files, strict=True)), "masking"
-    ):
-        try:
-            image = read_rgb(path)
-            hole = brush_stroke_mask(image.shape[0], image.shape[1], _image_rng(seed, relative))
-            write_image(holed_file, punch_holes(image, hole), quality=OFFICIAL_JPEG_QUALITY)
-            mask = np.repeat(hole[..., None].astype(np.uint8) * HOLE_COLOUR, 3, axis=2)
-            write_image(mask_file, mask, grayscale=True)
-        except ImageError as error:
-            failed += 1
-            typer.echo(f"error: {error}", err=True)
-    _finish(len(paths) - failed, failed, f"masked images to {out_dir}")
+    holed = [_writable(out_dir / relative) for relative in relatives]
+    refuse_shared_outputs(paths, holed)
+    mask_files = {output: out_dir / "masks" / relative.with_suffix(".png")
+                  for output, relative in zip(holed, relatives, strict=True)}
+    refuse_shared_outputs(paths, list(mask_files.values()))
+
+    def mask_one(path: Path, output: Path) -> None:
+        image = read_rgb(path)
+        rng = _image_rng(seed, path.relative_to(hq_dir))
+        hole = brush_stroke_mask(image.shape[0], image.shape[1], rng)
+        write_image(output, punch_holes(image, hole), quality=OFFICIAL_JPEG_QUALITY)
+        mask = np.repeat(hole[..., None].astype(np.uint8) * HOLE_COLOUR, 3, axis=2)
+        write_image(mask_files[output], mask, grayscale=True)
+
+    _for_each_image(paths, holed, mask_one, "masking", f"masked images to {out_dir}")
 
 
 def evaluate(
@@ -161,17 +158,6 @@ def _check_distinct(source: Path, destination: Path) -> None:
         raise AdaCodeError("the output folder must differ from the input folder")
 
 
-def _distinct_outputs(inputs: list[Path], outputs: list[Path]) -> list[Path]:
-    """`outputs`, once sure no two inputs write one file (x.bmp and x.png both become x.png):
-    checked before anything is written, so nothing is silently replaced."""
-    writer: dict[Path, Path] = {}
-    for source, output in zip(inputs, outputs, strict=True):
-        if output in writer:
-            raise AdaCodeError(f"{writer[output]} and {source} would both be written to {output}")
-        writer[output] = source
-    return outputs
-
-
 def _writable(path: Path) -> Path:
     """`path`, or the same name as .png where we cannot write its format (gif, bmp)."""
     return path.with_suffix(output_suffix(path))
@@ -191,8 +177,20 @@ def _progress(items: Iterable[T], label: str) -> Iterator[T]:
     yield from track(items, description=label, console=Console(stderr=True), transient=True)
 
 
-def _finish(written: int, failed: int, what: str) -> None:
-    typer.echo(f"wrote {written} {what}" + (f" ({failed} failed)" if failed else ""))
+def _for_each_image(
+    paths: list[Path], outputs: list[Path], work: Callable[[Path, Path], None], label: str,
+    what: str,
+) -> None:
+    """Run `work(path, output)` for every image with a progress bar; a file that fails is
+    reported on its own line and the rest go on, and the exit code says some failed."""
+    failed = 0
+    for path, output in _progress(list(zip(paths, outputs, strict=True)), label):
+        try:
+            work(path, output)
+        except ImageError as error:
+            failed += 1
+            typer.echo(f"error: {error}", err=True)
+    typer.echo(f"wrote {len(paths) - failed} {what}" + (f" ({failed} failed)" if failed else ""))
     if failed:
         raise typer.Exit(ImageError.exit_code)
 

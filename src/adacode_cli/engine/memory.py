@@ -155,7 +155,7 @@ CALIBRATION_SLACK = 1.25
 
 def measure_on_device(
     network: torch.nn.Module, config: AdaCodeConfig, device: torch.device,
-    precision: Callable[[], AbstractContextManager[None]], parked: tuple[float, ...],
+    precision: Callable[[], AbstractContextManager[None]],
 ) -> MemoryProfile:
     """The straight-through cost measured on a CUDA device itself: the allocator's peak for two
     tile sizes, fitted as fixed + per-pixel bytes. The meta-device count misses what only the
@@ -176,7 +176,7 @@ def measure_on_device(
     (small, small_peak), (large, large_peak) = points
     per_pixel = max((large_peak - small_peak) / (large - small), 1.0)
     fixed = max(0, int(small_peak - per_pixel * small))
-    return MemoryProfile(per_pixel, parked, fixed, CALIBRATION_SLACK)
+    return MemoryProfile(per_pixel, parked_registers(config), fixed, CALIBRATION_SLACK)
 
 
 def available_memory(device: torch.device) -> int:

@@ -90,26 +90,25 @@ def choose_plan(
     align = config.pad_multiple
     if tile == 0 or (tile is None and profile.stream_bytes(height * width) <= budget.device):
         return Plan(None, 1, 0, None, False)
+
+    def tiled(side: int) -> Plan:
+        return _tiled(config, profile, padded, budget, side, overlap, batch, statistics, device,
+                      segments)
+
     smallest = overlap + align
     if tile is not None:
-        return _tiled(config, profile, padded, budget, max(tile // align * align, smallest),
-                      overlap, batch, statistics, device, segments)
+        return tiled(max(tile // align * align, smallest))
     side = max(largest_tile(profile, budget.device, 1, align), smallest)
-    first = _tiled(config, profile, padded, budget, side, overlap, batch, statistics, device,
-                   segments)
+    first = candidate = tiled(side)
     floor = max(4 * overlap, smallest)
-    candidate = first
     while candidate.tile is not None and not _satisfied(candidate, segments, statistics):
         side = (side * 3 // 4) // align * align
         if side < floor:
             # smaller tiles free room for registers only where both share one memory (CPU)
             if first.exact_segments == segments - 1 or not budget.shared:
                 return first
-            side = max(largest_tile(profile, budget.device // 2, 1, align), smallest)
-            return _tiled(config, profile, padded, budget, side, overlap, batch, statistics,
-                          device, segments)
-        candidate = _tiled(config, profile, padded, budget, side, overlap, batch, statistics,
-                           device, segments)
+            return tiled(max(largest_tile(profile, budget.device // 2, 1, align), smallest))
+        candidate = tiled(side)
     return candidate
 
 

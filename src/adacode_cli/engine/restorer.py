@@ -183,33 +183,35 @@ class Restorer:
 
     def plan(self, height: int, width: int) -> Plan:
         """The plan `restore` starts with for an image of this size."""
+        return self._plan(height, width, self.options.tile, self.options.batch_size)
+
+    def _plan(self, height: int, width: int, tile: int | None, batch: int | None) -> Plan:
         multiple = self.config.pad_multiple
-        padded = padded_size(height, multiple), padded_size(width, multiple)
         return choose_plan(
             self.config,
             self._memory_profile(),
-            padded,
+            (padded_size(height, multiple), padded_size(width, multiple)),
             self._budget(height, width),
-            tile=self.options.tile,
+            tile=tile,
             overlap=self.overlap,
-            batch=self.options.batch_size,
+            batch=batch,
             statistics=self.options.statistics,
             device=self.device,
             segments=len(self.executor.segments),
         )
 
     def _memory_profile(self) -> memory.MemoryProfile:
-        """The meta-device cost, measured again on a CUDA device once per restorer."""
+        """The cost measured on a CUDA device itself, else (or when that runs out of memory)
+        counted on the meta device; once per restorer."""
+        if self._profile is None and self.device.type == "cuda":
+            try:
+                self._profile = memory.measure_on_device(
+                    self.network, self.config, self.device, self.executor.precision_context
+                )
+            except torch.OutOfMemoryError:
+                torch.cuda.empty_cache()
         if self._profile is None:
             self._profile = memory.profile(self.config, self.dtype)
-            if self.device.type == "cuda":
-                try:
-                    self._profile = memory.measure_on_device(
-                        self.network, self.config, self.device,
-                        self.executor.precision_context, self._profile.parked,
-                    )
-                except torch.OutOfMemoryError:
-                    torch.cuda.empty_cache()
         return self._profile
 
     def _budget(self, height: int, width: int) -> Budget:
@@ -251,13 +253,7 @@ class Restorer:
         smaller = side // 2 // multiple * multiple
         if smaller <= self.overlap:
             raise ImageError(f"out of memory even with {side} px tiles")
-        base = choose_plan(
-            self.config, self._memory_profile(),
-            (padded_size(x.shape[-2], multiple), padded_size(x.shape[-1], multiple)),
-            self._budget(x.shape[-2], x.shape[-1]), tile=smaller, overlap=self.overlap,
-            batch=1, statistics=self.options.statistics, device=self.device,
-            segments=len(self.executor.segments),
-        )
+        base = self._plan(x.shape[-2], x.shape[-1], tile=smaller, batch=1)
         assert base.tile is not None
         return base
 

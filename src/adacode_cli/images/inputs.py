@@ -110,21 +110,28 @@ def plan_outputs(
         for path in inputs
     ]
     sources = {path.resolve(): path for path in inputs}
-    claimed: dict[Path, Path] = {}
-    for path, destination in zip(inputs, plans, strict=True):
-        key = destination.resolve()
-        if key in sources:
+    for destination in plans:
+        if destination.resolve() in sources:
             raise AdaCodeError(
-                f"{destination}: would overwrite the input {sources[key]}; "
+                f"{destination}: would overwrite the input {sources[destination.resolve()]}; "
                 "choose another output, --suffix or --ext"
             )
+    refuse_shared_outputs(inputs, plans, hint="use --ext or --suffix, or separate folders")
+    return plans
+
+
+def refuse_shared_outputs(inputs: list[Path], outputs: list[Path], *, hint: str = "") -> None:
+    """Refuse, before anything is written, two inputs that would be written to one file: the
+    second would silently replace the first."""
+    claimed: dict[Path, Path] = {}
+    for path, destination in zip(inputs, outputs, strict=True):
+        key = destination.resolve()
         if key in claimed:
             raise AdaCodeError(
-                f"{destination}: both {claimed[key]} and {path} would be written there; "
-                "use --ext or --suffix, or separate folders"
+                f"{destination}: both {claimed[key]} and {path} would be written there"
+                + (f"; {hint}" if hint else "")
             )
         claimed[key] = path
-    return plans
 
 
 def is_file_output(output: Path) -> bool:
