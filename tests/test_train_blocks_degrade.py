@@ -164,11 +164,11 @@ def test_bsrgan_training_pair_is_a_256_crop_and_its_degradation(scale: int) -> N
 def test_paired_crop_keeps_lq_and_gt_aligned() -> None:
     gt = smooth_image(288, 320)
     lq = gt[::2, ::2].copy()  # an exact x2 pair: aligned crops stay exactly related
-    out_lq, out_gt = paired_crop(gt, lq, np.random.default_rng(0), gt_size=64,
+    out_lq, out_gt = paired_crop(gt, lq, np.random.default_rng(0), scale=2, gt_size=64,
                                  resize_crop=False, flip=False, rotate=False)
     assert out_gt.shape == (64, 64, 3) and out_lq.shape == (32, 32, 3)
     np.testing.assert_array_equal(out_gt[::2, ::2], out_lq)
-    out_lq, out_gt = paired_crop(gt, lq, np.random.default_rng(1), gt_size=64)
+    out_lq, out_gt = paired_crop(gt, lq, np.random.default_rng(1), scale=2, gt_size=64)
     assert out_gt.shape == (64, 64, 3) and out_lq.shape == (32, 32, 3)
 
 
@@ -191,7 +191,8 @@ def test_portrait_images_crop_without_error() -> None:
     gt = rng.random((400, 260, 3), dtype=np.float32)
     lq = gt[::2, ::2].copy()
     for seed in range(5):
-        lq_out, gt_out = paired_crop(gt, lq, np.random.default_rng(seed), gt_size=256)
+        lq_out, gt_out = paired_crop(gt, lq, np.random.default_rng(seed), scale=2,
+                                     gt_size=256)
         assert gt_out.shape == (256, 256, 3) and lq_out.shape == (128, 128, 3)
     lq_out, gt_out = bsrgan_pair(gt, 4, np.random.default_rng(1), gt_size=256)
     assert gt_out.shape == (256, 256, 3) and lq_out.shape == (64, 64, 3)

@@ -21,6 +21,7 @@ COMMON = {
     "--device": "auto | cpu | cuda | cuda:N | mps.",
     "--precision": "fp32 | bf16 | fp16 (autocast).",
     "--workers": "DataLoader workers per process.",
+    "--offline": "Never download weights (also ADACODE_OFFLINE=1).",
     "--set": "Override any key: --set optim.lr_g=2e-4 (repeatable).",
 }
 OWN = {

@@ -7,19 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from adacode_cli.errors import AdaCodeError, ImageError
+from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.depth import to_bit_depth
 from adacode_cli.images.encode import write_image
 from adacode_cli.train.data import (
     SampleSpec,
     StreamBatches,
     TrainingImages,
-    check_pair_scale,
-    check_sizes,
     load_validation,
     make_loader,
-    paired_files,
 )
+from adacode_cli.train.data_check import DataCheck, check_training_images, partners
 from adacode_cli.train.image_files import list_images, read_rgb
 from train_helpers import make_images
 
@@ -62,8 +60,9 @@ def test_inpainting_input_has_white_holes_over_the_crop(tmp_path) -> None:
 @pytest.mark.parametrize(("kind", "scale"), [("sr", 4), ("inpaint", 1), ("hq", 1)])
 def test_validation_inputs_are_the_same_every_time(tmp_path, kind: str, scale: int) -> None:
     root = make_images(tmp_path / "val", count=2, size=70)
-    first = load_validation(root, kind, scale, seed=3)  # type: ignore[arg-type]
-    again = load_validation(root, kind, scale, seed=3)  # type: ignore[arg-type]
+    paths = list_images(root)
+    first = load_validation(root, paths, kind, scale, seed=3)  # type: ignore[arg-type]
+    again = load_validation(root, paths, kind, scale, seed=3)  # type: ignore[arg-type]
     for a, b in zip(first, again, strict=True):
         assert torch.equal(a.lq, b.lq) and np.array_equal(a.reference, b.reference)
         assert a.reference.shape[0] == a.lq.shape[2] * scale
@@ -77,11 +76,11 @@ def test_paired_low_quality_folders_are_matched_by_name_and_scale(tmp_path) -> N
         with Image.open(path) as image:
             image.resize((36, 36), Image.BICUBIC).save(lq_root / f"{path.stem}.jpg")
     hq = list_images(hq_root)
-    lq = paired_files(hq_root, hq, lq_root)
-    assert [p.stem for p in lq] == [p.stem for p in hq]
-    check_pair_scale(hq, lq, 2)
-    with pytest.raises(ImageError, match=r"is not 1/4 of img0\.png"):
-        check_pair_scale(hq, lq, 4)
+    check = DataCheck()
+    lq = partners(check, hq_root, hq, lq_root, 2, "--lq")
+    assert [p.stem for p in lq] == [p.stem for p in hq] and check.problems == []
+    partners(check, hq_root, hq, lq_root, 4, "--lq")
+    assert len(check.problems) == 2 and "36x36 is not 1/4 of" in check.problems[0]
     sample = TrainingImages(hq, SampleSpec("sr", 2, gt_size=64), seed=0, lq=lq)[0]
     assert sample["lq"].shape == (3, 32, 32) and sample["gt"].shape == (3, 64, 64)
 
@@ -121,9 +120,15 @@ def test_size_checks_see_photos_upright_as_training_reads_them(tmp_path) -> None
     exif[0x0112] = 6  # stored 80 wide x 64 high, shown (and trained on) 64 wide x 80 high
     Image.new("RGB", (80, 64)).save(tmp_path / "photo.jpg", exif=exif.tobytes())
     Image.new("RGB", (32, 40)).save(tmp_path / "photo.png")
-    hq, lq = [tmp_path / "photo.jpg"], [tmp_path / "photo.png"]
+    hq = [tmp_path / "photo.jpg"]
     assert read_rgb(hq[0]).shape == (80, 64, 3)
-    check_pair_scale(hq, lq, 2)
-    check_sizes(hq, 64)
-    with pytest.raises(ImageError, match="64x80 is smaller than the 72px"):
-        check_sizes(hq, 72)
+    lq_root = tmp_path / "lq"
+    lq_root.mkdir()
+    (tmp_path / "photo.png").rename(lq_root / "photo.png")
+    check = DataCheck()
+    partners(check, tmp_path, hq, lq_root, 2, "--lq")
+    check_training_images(check, hq, 64)
+    assert check.problems == []
+    check_training_images(check, hq, 72)
+    assert check.problems == [f"{hq[0]}: 64x80 is smaller than the 72px training crop "
+                              "(data.gt_size)"]

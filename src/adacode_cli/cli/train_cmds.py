@@ -46,6 +46,7 @@ class TrainOptions:
     device: str | None
     precision: str | None
     workers: int | None
+    offline: bool
     overrides: list[str] | None
 
     def flags(self) -> dict[str, Any]:
@@ -83,6 +84,8 @@ with_train_options = shared_options(TrainOptions, {
         None, "--precision", help="fp32 | bf16 | fp16 (autocast).")),
     "workers": (int | None, typer.Option(
         None, "--workers", help="DataLoader workers per process.")),
+    "offline": (bool, typer.Option(
+        False, "--offline", help="Never download weights (also ADACODE_OFFLINE=1).")),
     "overrides": (list[str] | None, typer.Option(
         None, "--set", help="Override any key: --set optim.lr_g=2e-4 (repeatable).")),
 })
@@ -145,7 +148,8 @@ def _train(
     from adacode_cli.train.stages import train
 
     config = _build_config(stage, options, specific, no_semantic)
-    train(config, options.output, resume=options.resume, console=Console(highlight=False))
+    train(config, options.output, resume=options.resume, console=Console(highlight=False),
+          offline=True if options.offline else None)
 
 
 @train_app.command("stage1")

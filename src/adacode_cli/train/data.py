@@ -22,13 +22,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from adacode_cli.errors import AdaCodeError, ImageError
-from adacode_cli.images.decode import read_size
 from adacode_cli.images.depth import to_bit_depth, to_float
 from adacode_cli.images.inputs import images_in
+from adacode_cli.train.baselines import BASELINE_NAMES, bicubic_upscale, mean_fill, white_holes
 from adacode_cli.train.degradations import degrade_bsrgan
-from adacode_cli.train.image_files import list_images, read_rgb
+from adacode_cli.train.image_files import read_rgb
 from adacode_cli.train.masks import brush_stroke_mask
-from adacode_cli.train.pairs import augment, bsrgan_pair, paired_crop
+from adacode_cli.train.pairs import aligned_pair, augment, bsrgan_pair, paired_crop
 from adacode_cli.train.resize import resize_by
 
 SampleKind = Literal["hq", "sr", "inpaint"]
@@ -53,39 +53,6 @@ def category_folders(root: Path) -> list[Path] | None:
     has_images = bool(images_in(root, recursive=False))
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     return folders if folders and not has_images else None
-
-
-def paired_files(hq_root: Path, hq: list[Path], lq_root: Path) -> list[Path]:
-    """The low-quality file of each high-quality one, matched by relative path minus extension."""
-    by_name = {p.relative_to(lq_root).with_suffix("").as_posix(): p for p in list_images(lq_root)}
-    out = []
-    for path in hq:
-        name = path.relative_to(hq_root).with_suffix("").as_posix()
-        if name not in by_name:
-            raise AdaCodeError(f"{lq_root}: no low-quality image for {name!r}")
-        out.append(by_name[name])
-    return out
-
-
-def check_sizes(paths: list[Path], minimum: int) -> None:
-    """Refuse, before training starts, an image too small for the training crop."""
-    for path in paths:
-        width, height = read_size(path)
-        if min(width, height) < minimum:
-            raise ImageError(
-                f"{path}: {width}x{height} is smaller than the {minimum}px training crop "
-                "(data.gt_size)"
-            )
-
-
-def check_pair_scale(hq: list[Path], lq: list[Path], scale: int) -> None:
-    """Refuse paired low-quality files that are not exactly 1/scale of their references."""
-    for hq_path, lq_path in zip(hq, lq, strict=True):
-        (hq_w, hq_h), (lq_w, lq_h) = read_size(hq_path), read_size(lq_path)
-        if (hq_w // scale, hq_h // scale) != (lq_w, lq_h):
-            raise ImageError(
-                f"{lq_path}: {lq_w}x{lq_h} is not 1/{scale} of {hq_path.name} ({hq_w}x{hq_h})"
-            )
 
 
 def fingerprint(paths: list[Path], root: Path) -> str:
@@ -114,10 +81,11 @@ def hq_crop(gt: np.ndarray, spec: SampleSpec, rng: np.random.Generator) -> np.nd
     return augment([resized_crop(gt, spec, rng)], rng, flip=spec.flip, rotate=spec.rotate)[0]
 
 
-def with_holes(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The inpainting input: brush-stroke holes painted white, as the official data."""
+def with_holes(gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The inpainting input (brush-stroke holes painted white, as the official data) and the
+    HxW hole mask."""
     mask = brush_stroke_mask(gt.shape[0], gt.shape[1], rng)
-    return np.where(mask[..., None], np.float32(1.0), gt).astype(np.float32)
+    return np.where(mask[..., None], np.float32(1.0), gt).astype(np.float32), mask
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
@@ -160,13 +128,14 @@ class TrainingImages(Dataset):
             return {"gt": _tensor(hq_crop(gt, spec, rng))}
         if self.lq is not None:
             lq = to_float(read_rgb(self.lq[index]))
-            lq, gt = paired_crop(gt, lq, rng, resize_crop=spec.resize_crop, **options)
+            lq, gt = paired_crop(gt, lq, rng, scale=spec.scale, resize_crop=spec.resize_crop,
+                                 **options)
         elif spec.kind == "sr":
             crop = resized_crop(gt, spec, rng)
             lq, gt = bsrgan_pair(crop, spec.scale, rng, resize_crop=False, **options)
         else:
             gt = hq_crop(gt, spec, rng)
-            lq = with_holes(gt, rng)
+            lq, _ = with_holes(gt, rng)
         return {"gt": _tensor(gt), "lq": _tensor(lq)}
 
 
@@ -198,36 +167,44 @@ def make_loader(
 
 @dataclass
 class ValidationSample:
-    """One held-out image: the network input (1, 3, h, w) and the 8-bit reference."""
+    """One held-out image: the network input (1, 3, h, w), the 8-bit reference, and the 8-bit
+    result of the task's baseline method (see `train.baselines`) on the same input."""
 
     name: str
     lq: torch.Tensor
     reference: np.ndarray
+    baseline: np.ndarray
 
 
 def load_validation(
-    root: Path, kind: SampleKind, scale: int, seed: int, lq_root: Path | None = None
+    root: Path, paths: list[Path], kind: SampleKind, scale: int, seed: int,
+    lq_paths: list[Path] | None = None,
 ) -> list[ValidationSample]:
-    """Validation inputs, synthesised once with seeds fixed per image so every run sees the same."""
-    paths = list_images(root)
-    lq_paths = paired_files(root, paths, lq_root) if lq_root is not None else None
+    """Validation inputs, synthesised once with seeds fixed per image so every run sees the same
+    (or read from `lq_paths`, the partners of `paths`), each with its baseline result."""
     samples = []
     for index, path in enumerate(paths):
         reference = read_rgb(path)
         rng = np.random.default_rng((seed, 2_000_003, index))
+        holes = None
         if lq_paths is not None:
             lq = to_float(read_rgb(lq_paths[index]))
-            height, width = lq.shape[0] * scale, lq.shape[1] * scale
-            if reference.shape[0] < height or reference.shape[1] < width:
-                raise ImageError(f"{path}: smaller than {scale}x its low-quality image")
-            reference = reference[:height, :width]
+            reference = aligned_pair(reference, lq, scale)
+            holes = white_holes(lq) if kind == "inpaint" else None
         elif kind == "sr":
             lq, hq = degrade_bsrgan(to_float(reference), scale, rng)
             reference = to_bit_depth(hq, 8)
         elif kind == "inpaint":
-            lq = with_holes(to_float(reference), rng)
+            lq, holes = with_holes(to_float(reference), rng)
         else:
             lq = to_float(reference)
+        baseline = (bicubic_upscale(lq, scale) if kind == "sr"
+                    else mean_fill(lq, holes) if holes is not None else reference)
         name = path.relative_to(root).with_suffix("").as_posix()
-        samples.append(ValidationSample(name, _tensor(lq)[None], reference))
+        samples.append(ValidationSample(name, _tensor(lq)[None], reference, baseline))
     return samples
+
+
+def baseline_name(kind: SampleKind) -> str:
+    """How the validation baseline of a sample kind is made, for logs and the console."""
+    return BASELINE_NAMES[kind]

@@ -11,12 +11,11 @@ import numpy as np
 
 from adacode_cli.errors import AdaCodeError, ImageError
 from adacode_cli.train.image_files import list_images, read_rgb
-from adacode_cli.train.metrics import psnr_y, ssim_y
+from adacode_cli.train.metrics import LPIPS_MIN_SIDE, psnr_y, ssim_y
 
 if TYPE_CHECKING:
     from adacode_cli.train.losses import LPIPS
 
-LPIPS_MIN_SIDE = 16  # VGG16 halves the image four times before its last LPIPS layer
 
 
 @dataclass

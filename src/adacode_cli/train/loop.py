@@ -40,8 +40,8 @@ from adacode_cli.train.discriminator import UNetDiscriminatorSN
 from adacode_cli.train.distributed import DistContext, digest
 from adacode_cli.train.evaluation import mean_scores
 from adacode_cli.train.losses import LPIPS, hinge_d_loss, hinge_g_loss, l1_loss
-from adacode_cli.train.metrics import psnr_y, ssim_y
-from adacode_cli.train.progress import TrainingDisplay
+from adacode_cli.train.metrics import psnr_label, psnr_y, ssim_y
+from adacode_cli.train.progress import LossWindow, TrainingDisplay, scores_text
 from adacode_cli.train.state import Checkpoint, RunFolder, read_discriminator
 
 # The stage's part of the generator step: (network, batch on device) -> (output, weighted terms).
@@ -62,6 +62,7 @@ class Recipe:
     data: TrainingImages
     data_state: dict[str, Any]
     validation: list[ValidationSample] = field(default_factory=list)
+    baseline_name: str = ""
     lpips: LPIPS | None = None
     lpips_for_loss: bool = False
 
@@ -129,6 +130,8 @@ class Trainer:
             )
         self.scaler = _grad_scaler(self.device, config.train.precision == "fp16")
         self.best: float | None = None
+        self.baseline: dict[str, float] | None = None
+        self.window = LossWindow()
         self.notices: list[str] = []
         self.console = console
 
@@ -211,30 +214,48 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean PSNR / SSIM (Y channel, crop border) and LPIPS over the validation images."""
+        """Mean PSNR / SSIM (Y channel, crop border) and LPIPS over the validation images; the
+        baseline's means on the same images are computed once, into `self.baseline`."""
         self.g.eval()
         rows = []
-        border = self.config.val.crop_border
         for sample in self.recipe.validation:
             output, _ = restore_whole(self.g, sample.lq.to(self.device))
-            restored = to_bit_depth(output[0].float().permute(1, 2, 0).cpu().numpy(), 8)
-            try:
-                row = {"psnr": psnr_y(restored, sample.reference, border),
-                       "ssim": ssim_y(restored, sample.reference, border)}
-            except ValueError as error:
-                raise AdaCodeError(f"validation image {sample.name}: {error}") from error
-            if self.recipe.lpips is not None:
-                row["lpips"] = float(
-                    self.recipe.lpips(_unit(restored, self.device),
-                                      _unit(sample.reference, self.device))[0]
-                )
-            rows.append(row)
+            rows.append(self._score(sample, output[0].float().permute(1, 2, 0).cpu().numpy()))
+        if self.baseline is None:
+            self.baseline = mean_scores([self._score(sample, sample.baseline)
+                                         for sample in self.recipe.validation])
         self._train_mode()
         return mean_scores(rows)
+
+    def _score(self, sample: ValidationSample, image: np.ndarray) -> dict[str, float]:
+        """PSNR, SSIM (and LPIPS) of one image (float [0, 1] or 8-bit) against the reference."""
+        restored = to_bit_depth(image, 8) if image.dtype != np.uint8 else image
+        border = self.config.val.crop_border
+        try:
+            row = {"psnr": psnr_y(restored, sample.reference, border),
+                   "ssim": ssim_y(restored, sample.reference, border)}
+        except ValueError as error:
+            raise AdaCodeError(f"validation image {sample.name}: {error}") from error
+        if self.recipe.lpips is not None:
+            row["lpips"] = float(self.recipe.lpips(_unit(restored, self.device),
+                                                   _unit(sample.reference, self.device))[0])
+        return row
 
     def key_metric(self) -> str:
         key = self.config.val.key_metric
         return "psnr" if key == "lpips" and self.recipe.lpips is None else key
+
+    def _key_metric_notice(self) -> str:
+        """Which score picks the best checkpoint, and why when it is not the configured one."""
+        if not self.recipe.validation:
+            return "no validation images (--val): exports and stage 3 take the latest checkpoint"
+        key = self.key_metric()
+        label = psnr_label(self.config.val.crop_border) if key == "psnr" else key.upper()
+        text = f"best checkpoint: {'lowest' if key in LOWER_IS_BETTER else 'highest'} {label}"
+        if key != self.config.val.key_metric:
+            text += (f" (val.key_metric is {self.config.val.key_metric}, but the LPIPS weights "
+                     "are not cached: `adacode weights download vgg16 lpips-vgg`)")
+        return text
 
     def _is_better(self, metrics: dict[str, float]) -> bool:
         key = self.key_metric()
@@ -261,6 +282,8 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state()},
             "data": self.recipe.data_state,
             "best": self.best,
+            "best_metric": self.key_metric(),
+            "loss_window": self.window.state_dict(),
         }
         if self.opt_d is not None and self.sched_d is not None:
             state["optim_d"] = self.opt_d.state_dict()
@@ -308,6 +331,13 @@ class Trainer:
         if "cuda" in training["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(training["rng"]["cuda"], self.device)
         self.best = training.get("best")
+        if self.best is not None and training.get("best_metric") != self.key_metric():
+            self.best = None
+            self.notices.append(f"the best-checkpoint metric is now {self.key_metric()}, not "
+                                f"{training.get('best_metric')}: the next validation sets a new "
+                                "best")
+        if "loss_window" in training:
+            self.window.load_state_dict(training["loss_window"], self.device)
         self.notices.append(f"resumed {self.recipe.title} at iteration {checkpoint.iteration}")
         if training.get("data") != self.recipe.data_state:
             self.notices.append(
@@ -330,7 +360,7 @@ class Trainer:
             self.console, self.recipe.title, start, config.train.iters, enabled=context.is_main,
             tensorboard=self.run_folder.tensorboard if config.log.tensorboard else None,
         )
-        for notice in self.notices:
+        for notice in [*self.notices, self._key_metric_notice()]:
             self.display.message(notice)
         self.g_train = context.wrap(self.g)
         self.d_train = context.wrap(self.d) if self.d is not None else None
@@ -342,6 +372,7 @@ class Trainer:
         try:
             with StopRequest(not context.distributed) as stop:
                 self._iterate(start, iter(loader), stop)
+            self.display.message(self._summary())
         finally:
             self.display.close()
 
@@ -351,12 +382,13 @@ class Trainer:
         saved = start
         for iteration in range(start + 1, total + 1):
             terms = self.step(iteration, next(batches))
+            self.window.add(terms)
             self.sched_g.step()
             if self.sched_d is not None:
                 self.sched_d.step()
             self.display.advance(iteration)
             if iteration % config.log.print_every == 0 or iteration == total:
-                self._log(iteration, terms)
+                self._log(iteration)
             last = iteration == total
             if self.recipe.validation and (iteration % config.val.every == 0 or last):
                 self._validation(iteration)
@@ -371,8 +403,9 @@ class Trainer:
                 )
                 raise KeyboardInterrupt
 
-    def _log(self, iteration: int, terms: dict[str, torch.Tensor]) -> None:
-        values = self.context.mean({k: float(v) for k, v in terms.items()})
+    def _log(self, iteration: int) -> None:
+        """Mean of every loss term over the window since the last log, across processes."""
+        values = self.context.mean(self.window.take_means())
         for key, value in values.items():
             if not math.isfinite(value):
                 raise AdaCodeError(
@@ -388,12 +421,29 @@ class Trainer:
         if not self.context.is_main:
             return
         metrics = self.validate()
+        assert self.baseline is not None
         better = self._is_better(metrics)
-        self.run_folder.append(self.run_folder.validation,
-                               {"iter": iteration, **metrics, "best": better})
+        name = self.recipe.baseline_name
+        row = {"iter": iteration, **metrics, "best": better, "baseline": name,
+               **{f"baseline_{key}": value for key, value in self.baseline.items()}}
+        self.run_folder.append(self.run_folder.validation, _finite(row))
         if better:
             self._save_best(iteration, metrics)
-        self.display.validation(iteration, metrics, better)
+        self.display.validation(iteration, metrics, self.baseline, name,
+                                self.config.val.crop_border, better)
+
+    def _summary(self) -> str:
+        """The closing line: the best validation next to the baseline on the same images."""
+        best = self.run_folder.best()
+        if not self.recipe.validation or best is None or not self.context.is_main:
+            return f"{self.recipe.title}: done, {self.config.train.iters} iterations"
+        if self.baseline is None:
+            self.validate()
+        assert self.baseline is not None
+        metrics = {k: math.inf if v is None else v for k, v in best.meta["metrics"].items()}
+        text = scores_text(metrics, self.baseline, self.recipe.baseline_name,
+                           self.config.val.crop_border)
+        return f"{self.recipe.title}: done; best at iter {best.iteration}: {text}"
 
 
 def _grad_scaler(device: torch.device, enabled: bool) -> Any:
@@ -401,6 +451,12 @@ def _grad_scaler(device: torch.device, enabled: bool) -> Any:
     if hasattr(torch.amp, "GradScaler"):
         return torch.amp.GradScaler(device.type, enabled=enabled)
     return torch.cuda.amp.GradScaler(enabled=enabled and device.type == "cuda")
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no infinity: an identity baseline's PSNR is logged as null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in row.items()}
 
 
 def _unit(pixels: np.ndarray, device: torch.device) -> torch.Tensor:

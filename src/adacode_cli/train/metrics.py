@@ -13,8 +13,19 @@ import math
 import numpy as np
 
 DEFAULT_CROP_BORDER = 4
+LPIPS_MIN_SIDE = 16  # VGG16 halves the image four times before its last LPIPS layer
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0  # R, G, B on the 8-bit scale
 _WINDOW, _SIGMA = 11, 1.5
+
+
+def psnr_label(crop_border: int = DEFAULT_CROP_BORDER) -> str:
+    """How every PSNR adacode prints is measured, for the line or heading that shows it."""
+    return f"PSNR-Y, {crop_border} px border"
+
+
+def min_scored_side(crop_border: int = DEFAULT_CROP_BORDER) -> int:
+    """The smallest image side that PSNR, SSIM (after the border crop) and LPIPS can score."""
+    return max(2 * crop_border + _WINDOW, LPIPS_MIN_SIDE)
 
 
 def rgb_to_y(image: np.ndarray) -> np.ndarray:
@@ -25,7 +36,8 @@ def rgb_to_y(image: np.ndarray) -> np.ndarray:
 def psnr_y(
     restored: np.ndarray, reference: np.ndarray, crop_border: int = DEFAULT_CROP_BORDER
 ) -> float:
-    """PSNR in dB between the Y channels (peak 255); inf for identical images."""
+    """PSNR in dB between the Y channels (peak 255); inf for identical images. The one PSNR
+    of adacode: `recon`, `eval` and training validation all report this number."""
     diff = _cropped_y(restored, crop_border) - _cropped_y(reference, crop_border)
     mse = float(np.mean(diff**2))
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)

@@ -1,9 +1,12 @@
 """Training pairs as the official datasets build them: random resize, 256 crop, flips/rotation.
 
-`bsrgan_pair` is `BSRGANTrainDataset` (stages 1-2: LQ synthesised on the fly from the crop);
-`paired_crop` is the training branch of `PairedImageDataset` (stage 3: pre-degraded LQ files, or
-masked images for inpainting at scale 1). Images are HxWx3 float32 RGB in [0, 1]; every random
-choice comes from the `numpy.random.Generator` passed in.
+Stage 3 is the only stage with a low-quality input (stages 1-2 train on clean crops alone).
+`bsrgan_pair` is `BSRGANTrainDataset` (stage 3 super-resolution without `--lq`: the LQ crop is
+synthesised on the fly from the HQ crop); `paired_crop` is the training branch of
+`PairedImageDataset` (stage 3 with `--lq`: pre-degraded files such as `adacode data degrade`
+writes, or masked images for inpainting at scale 1). A pair's LQ side is its HQ side // scale:
+HQ rows and columns beyond LQ * scale are ignored, as the degradation drops them. Images are
+HxWx3 float32 RGB in [0, 1]; every random choice comes from the `numpy.random.Generator` passed in.
 """
 
 from __future__ import annotations
@@ -39,20 +42,40 @@ def bsrgan_pair(
     return lq, gt
 
 
+def pair_mismatch(
+    hq_size: tuple[int, int], lq_size: tuple[int, int], scale: int, hq_name: str
+) -> str | None:
+    """Why (width, height) sizes are no x`scale` pair (LQ side = HQ side // scale), or None."""
+    expected = (hq_size[0] // scale, hq_size[1] // scale)
+    if lq_size == expected:
+        return None
+    return (f"{lq_size[0]}x{lq_size[1]} is not 1/{scale} of {hq_name} "
+            f"({hq_size[0]}x{hq_size[1]}): expected {expected[0]}x{expected[1]}")
+
+
+def aligned_pair(gt: np.ndarray, lq: np.ndarray, scale: int) -> np.ndarray:
+    """`gt` cropped to exactly `scale` times `lq` (an HQ side one to scale-1 pixels longer, as
+    `adacode data degrade` leaves it, loses its last rows or columns); other sizes refused."""
+    mismatch = pair_mismatch((gt.shape[1], gt.shape[0]), (lq.shape[1], lq.shape[0]), scale,
+                             "its reference")
+    if mismatch:
+        raise ImageError(f"low-quality image {mismatch} its reference")
+    return gt[: lq.shape[0] * scale, : lq.shape[1] * scale]
+
+
 def paired_crop(
     gt: np.ndarray,
     lq: np.ndarray,
     rng: np.random.Generator,
     *,
+    scale: int,
     gt_size: int = GT_SIZE,
     resize_crop: bool = True,
     flip: bool = True,
     rotate: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(lq, gt) aligned crops of an existing pair whose scale is gt height // lq height."""
-    scale = gt.shape[0] // lq.shape[0]
-    if gt.shape[:2] != (lq.shape[0] * scale, lq.shape[1] * scale):
-        raise ImageError(f"sizes {gt.shape[:2]} and {lq.shape[:2]} are not an x{scale} pair")
+    """(lq, gt) aligned crops of an existing x`scale` pair (see `aligned_pair`)."""
+    gt = aligned_pair(gt, lq, scale)
     if resize_crop:
         _check_size(gt, gt_size)
         short = min(gt.shape[:2])  # the official uses the height: portraits then crash

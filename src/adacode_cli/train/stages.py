@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,17 +34,26 @@ from adacode_cli.train.data import (
     SampleKind,
     SampleSpec,
     TrainingImages,
+    baseline_name,
     category_folders,
-    check_pair_scale,
-    check_sizes,
     fingerprint,
     load_validation,
-    paired_files,
+)
+from adacode_cli.train.data_check import (
+    DataCheck,
+    check_training_images,
+    check_validation_images,
+    partners,
 )
 from adacode_cli.train.discriminator import UNetDiscriminatorSN
-from adacode_cli.train.image_files import list_images
 from adacode_cli.train.loop import Forward, Recipe, Trainer, freeze
-from adacode_cli.train.loss_networks import LossWeightFiles, resolve_loss_weights
+from adacode_cli.train.loss_networks import (
+    LossWeightFiles,
+    WeightsNeed,
+    fetch_needed,
+    loss_needs,
+    loss_weights,
+)
 from adacode_cli.train.losses import LPIPS, ContrastiveLoss, feature_loss, semantic_loss
 from adacode_cli.train.state import Checkpoint, RunFolder, read_discriminator, stage1_runs
 from adacode_cli.train.vgg import VGGFeatures
@@ -73,17 +83,25 @@ class Init:
     discriminator: dict[str, torch.Tensor] | None
 
 
-def train(config: TrainConfig, output: Path, *, resume: bool, console: Console) -> None:
-    """Check everything, join the process group, then train every job of the stage in turn."""
+def train(
+    config: TrainConfig, output: Path, *, resume: bool, console: Console,
+    offline: bool | None = None,
+) -> None:
+    """Check everything (weights, then every image), join the process group, then train every
+    job of the stage in turn. A fresh run that fails before its first checkpoint leaves no run
+    folder behind, so the corrected command runs as typed."""
     validate(config)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
+    existed = Path(output).exists()
     jobs = _jobs(config, Path(output), resume)
-    prepared = [_prepare(job) for job in jobs]
-    loss_files = resolve_loss_weights(
-        perceptual=config.loss.perceptual > 0,
-        semantic=config.stage == 1 and config.loss.semantic > 0,
-    )
+    perceptual = config.loss.perceptual > 0
+    semantic = config.stage == 1 and config.loss.semantic > 0
+    weights = fetch_needed(loss_needs(perceptual, semantic) + _init_needs(config), offline)
+    loss_files = loss_weights(weights, perceptual, semantic)
+    check = DataCheck()
+    prepared = [_prepare(job, check, weights) for job in jobs]
+    check.refuse_if_any()
     context = distributed.start(config.train.device)
     try:
         if context.is_main:
@@ -102,8 +120,33 @@ def train(config: TrainConfig, output: Path, *, resume: bool, console: Console) 
             trainer = Trainer(recipe, job.config, job.run, context, console)
             _describe(console, recipe, job, context)
             trainer.fit(job.resume)
+    except BaseException:
+        if context.is_main and not resume:
+            _discard_unstarted(jobs, Path(output), keep_root=existed)
+        raise
     finally:
         distributed.stop(context)
+
+
+def _discard_unstarted(jobs: list[Job], output: Path, keep_root: bool) -> None:
+    """Remove what a fresh run wrote when it stopped before its first checkpoint (`_jobs` made
+    sure the folder was new or empty): the whole --output (emptied, if the user made it), or,
+    when earlier categories did train, the category folders that never started."""
+    if not output.is_dir():
+        return
+    if any(output.rglob("latest.json")):
+        for job in jobs:
+            if job.run.root != output and job.run.latest() is None:
+                shutil.rmtree(job.run.root, ignore_errors=True)
+        return
+    if not keep_root:
+        shutil.rmtree(output, ignore_errors=True)
+        return
+    for path in output.iterdir():
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _jobs(config: TrainConfig, output: Path, resume: bool) -> list[Job]:
@@ -160,38 +203,59 @@ class Inputs:
     lq: list[Path] | None
     kind: SampleKind
     scale: int
+    val: list[Path] = dataclasses.field(default_factory=list)
+    val_lq: list[Path] | None = None
     codebooks: list[torch.Tensor] = dataclasses.field(default_factory=list)
     init: Init | None = None
 
 
-def _prepare(job: Job) -> Inputs:
+def _prepare(job: Job, check: DataCheck, weights: dict[str, Path]) -> Inputs:
+    """The job's files and starting networks; image problems go to `check`, to be reported
+    together with those of every other job."""
     config = job.config
     data = Path(config.paths.data)
     held_out = _held_out(config)
-    images = [p for p in list_images(data)
-              if held_out is None or not p.resolve().is_relative_to(held_out)]
-    if not images:
-        raise ConfigError(f"{data}: no training images outside the --val folder")
-    check_sizes(images, config.data.gt_size)
+    found = check.images(data, "--data")
+    images = [p for p in found if held_out is None or not p.resolve().is_relative_to(held_out)]
+    if found and not images:
+        check.report(f"{data}: no training images outside the --val folder")
+    check_training_images(check, images, config.data.gt_size)
+    kind: SampleKind = "hq" if config.stage < 3 else config.task.task  # type: ignore[assignment]
+    scale = config.task.scale if kind == "sr" else 1
+    val, val_lq = [], None
     if config.paths.val:
-        list_images(Path(config.paths.val))
+        val_lq_root = Path(config.paths.val_lq) if config.paths.val_lq else None
+        val, val_lq = check_validation_images(check, Path(config.paths.val), scale, val_lq_root,
+                                              config.val.crop_border)
     if config.stage < 3:
         codebooks = _read_codebooks(config.paths.codebooks) if config.stage == 2 else []
-        return Inputs(images, None, "hq", 1, codebooks=codebooks)
-    task = config.task.task
-    scale = config.task.scale if task == "sr" else 1
-    lq = None
-    if config.paths.lq:
-        lq = paired_files(data, images, Path(config.paths.lq))
-        check_pair_scale(images, lq, scale)
-    init = _read_init(config.paths.init, config.paths.init_d)
+        return Inputs(images, None, kind, 1, val, val_lq, codebooks=codebooks)
+    lq = partners(check, data, images, Path(config.paths.lq), scale, "--lq") \
+        if config.paths.lq else None
+    init = _read_init(config.paths.init, config.paths.init_d, weights)
     factor = init.config.latent_factor * init.config.window_size
     if config.data.gt_size % factor or config.data.gt_size % scale:
         raise ConfigError(
             f"data.gt_size {config.data.gt_size} must be a multiple of {factor} for this "
             "stage-2 network (its latent is 1/8 of the image, in whole Swin windows)"
         )
-    return Inputs(images, lq, task, scale, init=init)  # type: ignore[arg-type]
+    return Inputs(images, lq, kind, scale, val, val_lq, init=init)
+
+
+def _init_needs(config: TrainConfig) -> list[WeightsNeed]:
+    """Stage 3 from a registry name: that model, and its discriminator for the GAN loss."""
+    spec = config.paths.init
+    if config.stage < 3 or not spec or Path(spec).exists():
+        return []
+    from adacode_cli.weights.registry import load_registry
+
+    if spec not in load_registry().entries:
+        raise ConfigError(f"--init {spec}: no such run, weights file or registry name")
+    needs = [WeightsNeed((spec,), "the stage-2 network to start from", "--init RUN|FILE")]
+    if spec in TEACHER_REGISTRY and config.loss.gan > 0 and not config.paths.init_d:
+        needs.append(WeightsNeed((TEACHER_REGISTRY[spec],), "its discriminator",
+                                 "--init-d FILE or --no-gan"))
+    return needs
 
 
 def _read_codebooks(sources: list[str]) -> list[torch.Tensor]:
@@ -217,13 +281,11 @@ def _read_codebooks(sources: list[str]) -> list[torch.Tensor]:
     return codebooks
 
 
-def _read_init(spec: str, spec_d: str) -> Init:
-    """The stage-2 network to start from: a run, a weights file or a registry name."""
+def _read_init(spec: str, spec_d: str, weights: dict[str, Path]) -> Init:
+    """The stage-2 network to start from: a run, a weights file or a registry name (whose
+    files `weights` holds, fetched by the up-front check)."""
     if not spec:
         raise ConfigError("stage 3 starts from a stage-2 network: pass --init RUN|FILE|recon")
-    from adacode_cli.weights.api import ensure_weights
-    from adacode_cli.weights.registry import load_registry
-
     path, d_path = Path(spec), Path(spec_d) if spec_d else None
     if path.is_dir():
         checkpoint = RunFolder(path).weights()
@@ -231,11 +293,9 @@ def _read_init(spec: str, spec_d: str) -> Init:
         if d_path is None and checkpoint.net_d.is_file():
             d_path = checkpoint.net_d
     elif not path.is_file():
-        if spec not in load_registry().entries:
-            raise ConfigError(f"--init {spec}: no such run, weights file or registry name")
-        path = ensure_weights(spec)
-        if d_path is None and spec in TEACHER_REGISTRY:
-            d_path = ensure_weights(TEACHER_REGISTRY[spec])
+        path = weights[spec]
+        if d_path is None:
+            d_path = weights.get(TEACHER_REGISTRY.get(spec, ""))
     config, state = read_checkpoint(path)
     if config.stage != "recon":
         raise ConfigError(f"--init {spec} is a {config.task} network; stage 3 needs a stage-2 "
@@ -286,10 +346,8 @@ def _recipe(
     data_root = Path(config.paths.data)
     validation = []
     if config.paths.val:
-        validation = load_validation(
-            Path(config.paths.val), inputs.kind, inputs.scale, config.train.seed,
-            Path(config.paths.val_lq) if config.paths.val_lq else None,
-        )
+        validation = load_validation(Path(config.paths.val), inputs.val, inputs.kind,
+                                     inputs.scale, config.train.seed, inputs.val_lq)
     return Recipe(
         title=title, net_g=net_g, net_d=net_d, frozen=frozen, forward=forward,
         data=TrainingImages(inputs.images, spec, config.train.seed, inputs.lq),
@@ -299,7 +357,8 @@ def _recipe(
             "batch_size": config.data.batch_size,
             "world_size": context.world_size,
         },
-        validation=validation, lpips=lpips, lpips_for_loss=loss_files.lpips_for_loss,
+        validation=validation, baseline_name=baseline_name(inputs.kind), lpips=lpips,
+        lpips_for_loss=loss_files.lpips_for_loss,
     )
 
 
