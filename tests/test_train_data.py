@@ -132,3 +132,15 @@ def test_size_checks_see_photos_upright_as_training_reads_them(tmp_path) -> None
     check_training_images(check, hq, 72)
     assert check.problems == [f"{hq[0]}: 64x80 is smaller than the 72px training crop "
                               "(data.gt_size)"]
+
+
+def test_inpainting_validation_baseline_fills_the_holes_with_the_mean_colour(tmp_path) -> None:
+    root = make_images(tmp_path / "val", count=1, size=48)
+    [sample] = load_validation(root, list_images(root), "inpaint", 1, seed=0)
+    lq = sample.lq[0].permute(1, 2, 0).numpy()
+    holes = np.all(lq == 1.0, axis=2)
+    assert holes.any() and not holes.all()
+    expected = np.where(holes[..., None], lq[~holes].mean(axis=0), lq)
+    np.testing.assert_array_equal(sample.baseline, to_bit_depth(expected.astype(np.float32), 8))
+    [identity] = load_validation(root, list_images(root), "hq", 1, seed=0)
+    np.testing.assert_array_equal(identity.baseline, identity.reference)

@@ -6,6 +6,7 @@ semantic and perceptual losses run against random-weight stand-ins of the regist
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from adacode_cli.model.networks import build_network
 from adacode_cli.model.padding import restore_whole
 from adacode_cli.train.discriminator import UNetDiscriminatorSN
 from adacode_cli.train.state import RunFolder
+from conftest import run_adacode
 from train_helpers import fake_loss_weights, latest_weights, make_images, metrics, train
 
 TINY = ("--preset", "tiny", "--batch-size", "2")
@@ -142,3 +144,18 @@ def test_stage3_inpainting_from_the_registry_recon_model(ws: Workspace, tmp_path
     exported = tmp_path / "inpaint.safetensors"
     train("export", str(out), str(exported))
     assert load_network(exported).config.task == "inpaint"
+
+
+def test_recon_measures_a_stage1_model_with_the_psnr_of_eval(ws: Workspace, stage1: Path,
+                                                              tmp_path) -> None:
+    model = tmp_path / "vqgan.safetensors"
+    train("export", str(stage1 / "a"), str(model))
+    image = ws.val / "img0.png"
+    recon = run_adacode("recon", str(image), str(tmp_path / "out"), "--weights", str(model),
+                        "--json", env=ws.env)
+    assert recon.returncode == 0, recon.stderr
+    measured = json.loads(recon.stdout.splitlines()[0])["psnr"]
+    scored = run_adacode("eval", str(tmp_path / "out" / "img0.png"), str(image), "--json")
+    assert measured == pytest.approx(json.loads(scored.stdout)["mean"]["psnr"], abs=1e-4)
+    human = run_adacode("recon", str(image), str(tmp_path / "again"), "--weights", str(model))
+    assert "PSNR-Y (4 px border)" in human.stdout

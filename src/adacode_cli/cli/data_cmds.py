@@ -123,6 +123,8 @@ def evaluate(
 ) -> None:
     """PSNR and SSIM on the Y channel (basicsr's definitions), optionally LPIPS.
 
+    The PSNR is the one `adacode recon` and training validation print: Y channel of the 8-bit
+    images, --crop-border pixels ignored on each side.
     Folders are matched by relative file name without extension.
     The mean is the average of the per-image scores.
     """
@@ -147,7 +149,7 @@ def evaluate(
         if as_json:
             _print_json(rows, mean, crop_border)
         else:
-            _print_table(rows, mean)
+            _print_table(rows, mean, crop_border)
     if failed:
         raise typer.Exit(ImageError.exit_code)
 
@@ -216,20 +218,22 @@ def _registry_file(name: str) -> Path:
     return ensure_weights(name)
 
 
-def _print_table(rows: list[tuple[str, dict[str, float]]], mean: dict[str, float]) -> None:
+def _print_table(
+    rows: list[tuple[str, dict[str, float]]], mean: dict[str, float], crop_border: int
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from adacode_cli.train.metrics import psnr_label
+
+    headings = {"psnr": f"{psnr_label(crop_border)} dB", "ssim": "SSIM-Y", "lpips": "LPIPS"}
     metrics = list(mean)
-    table = Table("image", *(_HEADINGS[key] for key in metrics))
+    table = Table("image", *(headings[key] for key in metrics))
     for name, scores in rows:
         table.add_row(name, *(_format(key, scores[key]) for key in metrics))
     table.add_section()
     table.add_row(f"mean of {len(rows)}", *(_format(key, mean[key]) for key in metrics))
     Console().print(table)
-
-
-_HEADINGS = {"psnr": "PSNR-Y (dB)", "ssim": "SSIM-Y", "lpips": "LPIPS"}
 
 
 def _format(key: str, value: float) -> str:

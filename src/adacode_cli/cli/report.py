@@ -157,7 +157,8 @@ class Reporter:
                      f"{counts[FAILED]} failed in {seconds:.1f} s ({rate:.3f} output MP/s)")
         if psnrs:
             images = "image" if len(psnrs) == 1 else "images"
-            self.say(f"mean PSNR {sum(psnrs) / len(psnrs):.2f} dB over {len(psnrs)} {images}")
+            self.say(f"mean {_label('psnr')} {sum(psnrs) / len(psnrs):.2f} dB over {len(psnrs)} "
+                     f"{images}")
         if interrupted:
             left = self.total - len(outcomes) + counts[INTERRUPTED]
             self.say(f"interrupted: {left} of {self.total} images not restored")
@@ -172,7 +173,7 @@ class Reporter:
         if outcome.status == INTERRUPTED:
             return f"{counter} {outcome.input}: interrupted, nothing written"
         extra = "".join(
-            f", {name.upper()} {_shown(value)}" for name, value in outcome.measures.items()
+            f", {_label(name)} {_shown(value)}" for name, value in outcome.measures.items()
         )
         return f"{counter} {outcome.input} -> {outcome.output} ({outcome.seconds:.2f} s{extra})"
 
@@ -181,6 +182,13 @@ class Reporter:
             console.print(text, markup=False)
         else:
             print(text, file=sys.stderr if console.stderr else sys.stdout, flush=True)
+
+
+def _label(measure: str) -> str:
+    """What a measure is, as printed: the PSNR says how it is computed."""
+    from adacode_cli.train.metrics import psnr_label
+
+    return psnr_label() if measure == "psnr" else measure.upper()
 
 
 def _rounded(value: float | None) -> float | None:

@@ -98,7 +98,8 @@ def recon(
     *,
     shared: SharedOptions,
 ) -> None:
-    """Reconstruction: pass images through the stage-2 autoencoder and print each one's PSNR.
+    """Reconstruction: pass images through a stage-2 (or a trained stage-1) autoencoder and print
+    each one's PSNR-Y (4 px border, as `adacode eval`).
 
     Example: adacode recon photos/ --weights recon
     """

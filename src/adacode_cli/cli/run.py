@@ -110,7 +110,8 @@ def load_restorer(
     )
     restorer = Restorer.from_file(weights, options)
     config = restorer.config
-    if config.task != task_name or (scale is not None and config.scale != scale):
+    accepted = (task_name, "vqgan") if task_name == "recon" else (task_name,)  # a VQGAN too
+    if config.task not in accepted or (scale is not None and config.scale != scale):
         wanted = f"{task_name} x{scale}" if scale is not None else task_name
         raise AdaCodeError(
             f"{weights} holds a {config.task} x{config.scale} model, not {wanted} "

@@ -17,7 +17,7 @@ import numpy as np
 
 from adacode_cli.errors import AdaCodeError, ImageError
 from adacode_cli.images.decode import LoadedImage
-from adacode_cli.images.depth import to_float
+from adacode_cli.images.depth import to_bit_depth
 from adacode_cli.images.masks import load_mask, match_mask
 from adacode_cli.images.resize import resize_lanczos
 
@@ -102,7 +102,8 @@ class Inpainting:
 
 @dataclass(frozen=True)
 class Reconstruction:
-    """`adacode recon`: the stage-2 autoencoder; reports PSNR of the result against its input."""
+    """`adacode recon`: a stage-2 (or stage-1) autoencoder; reports the PSNR of the result
+    against its input."""
 
     name: str = "recon"
 
@@ -114,8 +115,13 @@ class Reconstruction:
 
 
 def psnr(reference: np.ndarray, result: np.ndarray) -> float | None:
-    """Peak signal-to-noise ratio in dB over all channels, on the [0, 1] scale; None when the
-    images are identical (infinite PSNR, which JSON cannot carry)."""
-    difference = to_float(reference).astype(np.float64) - to_float(result).astype(np.float64)
-    mse = float(np.mean(difference**2))
-    return None if mse == 0 else 10 * math.log10(1 / mse)
+    """adacode's one PSNR (`train.metrics.psnr_y`: Y channel of the 8-bit images, 4 px border,
+    as `adacode eval` and training validation); None when the images are identical (infinite
+    PSNR, which JSON cannot carry) or too small for the border."""
+    from adacode_cli.train.metrics import psnr_y
+
+    try:
+        value = psnr_y(to_bit_depth(result, 8), to_bit_depth(reference, 8))
+    except ValueError:
+        return None
+    return None if math.isinf(value) else value

@@ -20,7 +20,7 @@ _WINDOW, _SIGMA = 11, 1.5
 
 def psnr_label(crop_border: int = DEFAULT_CROP_BORDER) -> str:
     """How every PSNR adacode prints is measured, for the line or heading that shows it."""
-    return f"PSNR-Y, {crop_border} px border"
+    return f"PSNR-Y ({crop_border} px border)"
 
 
 def min_scored_side(crop_border: int = DEFAULT_CROP_BORDER) -> int:
@@ -64,6 +64,9 @@ def ssim_y(
 def _cropped_y(image: np.ndarray, crop_border: int) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+    if min(image.shape[:2]) <= 2 * crop_border:
+        raise ValueError(f"{image.shape[1]}x{image.shape[0]} leaves no pixel inside a "
+                         f"{crop_border} px border")
     if crop_border:
         image = image[crop_border:-crop_border, crop_border:-crop_border]
     return rgb_to_y(image)
