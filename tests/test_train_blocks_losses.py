@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
+from adacode_cli.model.quantizer import gram_loss
 from adacode_cli.train.losses import (
     GAN_LOSS_WEIGHT,
     ContrastiveLoss,
     feature_loss,
-    gram_loss,
     hinge_d_loss,
     hinge_g_loss,
     l1_loss,
@@ -48,7 +48,9 @@ def test_gram_loss_by_hand() -> None:
     x = torch.tensor([[[[1.0, 3.0]], [[2.0, 0.0]]]])  # (1, 2, 1, 2)
     gram = torch.tensor([[10.0, 2.0], [2.0, 4.0]]) / 2
     assert gram_loss(x, torch.zeros_like(x)).item() == pytest.approx((gram**2).mean().item())
-    assert gram_loss(x, x).item() == 0
+    assert gram_loss(x, x, channels_last=False).item() == 0
+    assert gram_loss(x.permute(0, 2, 3, 1), torch.zeros(1, 1, 2, 2)).item() == pytest.approx(
+        (gram**2).mean().item())  # the quantizer's (B, H, W, C) layout
 
 
 def test_feature_loss_is_quarter_mse_plus_gram_and_stops_target_gradient() -> None:
@@ -56,7 +58,7 @@ def test_feature_loss_is_quarter_mse_plus_gram_and_stops_target_gradient() -> No
     z = torch.randn(2, 4, 3, 3, requires_grad=True)
     z_gt = torch.randn(2, 4, 3, 3, requires_grad=True)
     loss = feature_loss(z, z_gt)
-    expected = 0.25 * ((z - z_gt) ** 2).mean() + gram_loss(z, z_gt)
+    expected = 0.25 * ((z - z_gt) ** 2).mean() + gram_loss(z, z_gt, channels_last=False)
     assert loss.item() == pytest.approx(expected.item())
     loss.backward()
     assert z_gt.grad is None and z.grad is not None

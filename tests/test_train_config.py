@@ -90,3 +90,23 @@ def test_config_command_prints_a_documented_file() -> None:
     assert "# Contrastive loss" in result.stdout
     bad = run_adacode("train", "config", "stage4")
     assert bad.returncode == 2 and "unknown stage" in bad.stderr
+
+
+def test_every_declared_loss_term_is_a_documented_checked_config_key() -> None:
+    from adacode_cli.train.loss_terms import LOSS_TERMS
+
+    assert list(LOSS_TERMS) == ["codebook", "semantic", "before_quant", "after_quant",
+                                "contrast", "pixel", "perceptual", "gan"]
+    for stage in (1, 2, 3):
+        config = preset(stage)
+        printed = render_toml(config)
+        for term in LOSS_TERMS.values():
+            if stage not in term.stages:
+                assert f"\n{term.key} = " not in printed.split("[loss]")[1].split("[val]")[0]
+                continue
+            assert getattr(config.loss, term.key) == term.weight
+            assert f"# {term.doc.split()[0]}" in printed and f"{term.key} = " in printed
+            apply_overrides(config, [f"loss.{term.key}=-1"])
+            with pytest.raises(ConfigError, match=f"loss.{term.key} must be 0 or positive"):
+                validate(config)
+            apply_overrides(config, [f"loss.{term.key}={term.weight}"])

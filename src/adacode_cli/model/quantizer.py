@@ -8,8 +8,13 @@ import torch
 from torch import nn
 
 
-def gram_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of the channel Gram matrices of two (B, H, W, C) maps."""
+def gram_loss(x: torch.Tensor, y: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """Mean squared difference of the (C x C) Gram matrices of two (B, H, W, C) maps (or
+    (B, C, H, W) ones with `channels_last=False`), each normalised by H*W: AdaCode's texture
+    term, no 1/C unlike basicsr's style loss. The quantizer's stage-3 index supervision and the
+    training's feature loss both use it."""
+    if not channels_last:
+        x, y = x.permute(0, 2, 3, 1), y.permute(0, 2, 3, 1)
     b, h, w, c = x.shape
     x = x.reshape(b, h * w, c)
     y = y.reshape(b, h * w, c)

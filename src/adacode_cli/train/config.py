@@ -115,23 +115,21 @@ class OptimSection:
     grad_clip: float = _key(0.0, "Clip gradient norms to this value; 0: no clipping.")
 
 
-@dataclass
-class LossSection:
-    pixel: float = _key(1.0, "L1 loss weight.")
-    perceptual: float = _key(1.0, "LPIPS (VGG16) loss weight; 0 = --no-perceptual.")
-    gan: float = _key(0.1, "Hinge GAN loss weight (generator side); 0 = --no-gan.")
-    codebook: float = _key(1.0, "Codebook / commitment loss weight (stage 3: code-index "
-                           "supervision with the Gram term).")
-    semantic: float = _key(0.1, "Semantic loss weight (VGG19 relu4_4 regression); "
-                           "0 = --no-semantic.", (1,))
-    before_quant: float = _key(0.0, "Feature loss on the encoder output vs the teacher's.", (3,))
-    after_quant: float = _key(1.0, "Feature loss on the fused codebook features vs the "
-                              "teacher's.", (3,))
-    contrast: float = _key(1.0, "Contrastive loss between student and teacher encoder "
-                           "features.", (3,))
-    net_d_iters: int = _key(1, "Update the generator every N iterations (the discriminator "
-                            "every one).")
-    net_d_init_iters: int = _key(0, "Iterations before the GAN terms start.")
+def _loss_section() -> type:
+    """[loss]: one weight per declared loss term (`train.loss_terms`), then the GAN schedule."""
+    from adacode_cli.train.loss_terms import LOSS_TERMS
+
+    weights = [(term.key, "float", _key(term.weight, term.doc, term.stages))
+               for term in LOSS_TERMS.values()]
+    schedule = [
+        ("net_d_iters", "int", _key(1, "Update the generator every N iterations (the "
+                                    "discriminator every one).")),
+        ("net_d_init_iters", "int", _key(0, "Iterations before the GAN terms start.")),
+    ]
+    return dataclasses.make_dataclass("LossSection", weights + schedule)
+
+
+LossSection = _loss_section()
 
 
 @dataclass
@@ -178,7 +176,7 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     network: NetworkSection = field(default_factory=NetworkSection)
     optim: OptimSection = field(default_factory=OptimSection)
-    loss: LossSection = field(default_factory=LossSection)
+    loss: Any = field(default_factory=LossSection)
     val: ValSection = field(default_factory=ValSection)
     log: LogSection = field(default_factory=LogSection)
 
@@ -370,8 +368,7 @@ def validate(config: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
-    for name in ("pixel", "perceptual", "gan", "codebook", "semantic", "before_quant",
-                 "after_quant", "contrast"):
+    for name in loss_keys():
         if getattr(lo, name) < 0:
             raise ConfigError(f"loss.{name} must be 0 or positive")
     multiple = 8 * n.window_size  # the image is 8x the latent, a whole number of windows
@@ -379,6 +376,13 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(
             f"data.gt_size {d.gt_size} must be a multiple of {multiple} (8x the Swin window)"
         )
+
+
+def loss_keys() -> list[str]:
+    """The [loss] weight keys, one per declared loss term."""
+    from adacode_cli.train.loss_terms import LOSS_TERMS
+
+    return list(LOSS_TERMS)
 
 
 def render_toml(config: TrainConfig) -> str:

@@ -27,7 +27,7 @@ from torch import nn
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.depth import to_bit_depth
 from adacode_cli.model.checkpoint import load_state_strict
-from adacode_cli.model.networks import AdaCodeNet
+from adacode_cli.model.networks import AdaCodeNet, NetworkOutput
 from adacode_cli.model.padding import restore_whole
 from adacode_cli.train.config import TrainConfig
 from adacode_cli.train.data import (
@@ -39,14 +39,16 @@ from adacode_cli.train.data import (
 from adacode_cli.train.discriminator import UNetDiscriminatorSN
 from adacode_cli.train.distributed import DistContext, digest
 from adacode_cli.train.evaluation import mean_scores
-from adacode_cli.train.losses import LPIPS, hinge_d_loss, hinge_g_loss, l1_loss
+from adacode_cli.train.loss_terms import LossInputs, weighted_terms
+from adacode_cli.train.losses import LPIPS, hinge_d_loss
 from adacode_cli.train.metrics import psnr_label, psnr_y, ssim_y
 from adacode_cli.train.progress import LossWindow, TrainingDisplay, scores_text
 from adacode_cli.train.state import Checkpoint, RunFolder, read_discriminator
+from adacode_cli.train.vgg import VGGFeatures
 
-# The stage's part of the generator step: (network, batch on device) -> (output, weighted terms).
-Terms = dict[str, torch.Tensor]
-Forward = Callable[[nn.Module, Terms], tuple[torch.Tensor, Terms]]
+# The stage's forward pass: (network, batch on device) -> (its output, the teacher's or None).
+Batch = dict[str, torch.Tensor]
+Forward = Callable[[nn.Module, Batch], tuple[NetworkOutput, NetworkOutput | None]]
 LOWER_IS_BETTER = frozenset({"lpips"})
 
 
@@ -65,6 +67,7 @@ class Recipe:
     baseline_name: str = ""
     lpips: LPIPS | None = None
     lpips_for_loss: bool = False
+    vgg: VGGFeatures | None = None
 
 
 def freeze(modules: list[nn.Module]) -> None:
@@ -160,22 +163,23 @@ class Trainer:
         if iteration % loss.net_d_iters == 0:
             self.opt_g.zero_grad(set_to_none=True)
             with self._autocast():
-                output, terms = self.recipe.forward(self.g_train, batch)
-                if loss.pixel:
-                    terms["l_pix"] = loss.pixel * l1_loss(output, gt)
-                if self.recipe.lpips_for_loss and loss.perceptual and self.recipe.lpips:
-                    terms["l_percep"] = loss.perceptual * self.recipe.lpips(output, gt).mean()
-                if use_gan:
-                    terms["l_g_gan"] = hinge_g_loss(self.d(output), loss.gan)
+                out, teacher = self.recipe.forward(self.g_train, batch)
+                inputs = LossInputs(
+                    out, gt, teacher, vgg=self.recipe.vgg,
+                    lpips=self.recipe.lpips if self.recipe.lpips_for_loss else None,
+                    discriminator=self.d if use_gan else None,
+                )
+                terms = weighted_terms(self.config.stage, loss, inputs)
             if not terms:
                 raise AdaCodeError("every generator loss weight is 0: nothing to train")
             self.scaler.scale(sum(terms.values())).backward()
             self._clip(self.opt_g, self.trainable)
             self.scaler.step(self.opt_g)
+            output = out.image
         else:
             terms = {}
             with torch.no_grad(), self._autocast():
-                output, _ = self.recipe.forward(self.g_train, batch)
+                output = self.recipe.forward(self.g_train, batch)[0].image
         if use_gan:
             terms.update(self._discriminator_step(gt, output.detach()))
         self.scaler.update()

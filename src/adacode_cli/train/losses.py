@@ -2,8 +2,9 @@
 
 Pixel L1 and LPIPS (VGG16) on the output image, a hinge GAN loss against the U-Net discriminator,
 the stage-1 semantic loss (a 1x1-conv head regressing VGG19 relu4_4 features), and in stage 3 the
-feature-matching loss (MSE + Gram) and the contrastive loss between LQ and HQ encoder features.
-The codebook/commitment loss lives inside the model's quantiser and is not here.
+feature-matching loss (MSE + the model's Gram loss) and the contrastive loss between LQ and HQ
+encoder features. The codebook/commitment loss lives inside the model's quantiser. Which terms a
+stage uses, with which config key and weight, is declared in `train.loss_terms`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adacode_cli.model.quantizer import gram_loss
 from adacode_cli.train.state_files import load_strict
 from adacode_cli.train.vgg import VGGFeatures
 
@@ -99,22 +101,11 @@ def semantic_loss(head_out: torch.Tensor, vgg_feat: torch.Tensor) -> torch.Tenso
     return F.mse_loss(head_out, vgg_feat.detach())
 
 
-def gram_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of the (C x C) Gram matrices of two (N, C, H, W) feature maps,
-    each normalised by H*W (AdaCode's texture term; no 1/C, unlike basicsr's style loss)."""
-    return (_gram(x) - _gram(y)).square().mean()
-
-
-def _gram(feat: torch.Tensor) -> torch.Tensor:
-    flat = feat.flatten(2)
-    return flat @ flat.transpose(1, 2) / flat.shape[2]
-
-
 def feature_loss(z: torch.Tensor, z_gt: torch.Tensor) -> torch.Tensor:
-    """Stage-3 feature matching (`AdaCodeSRNet_Contrast.feature_loss`): 0.25 MSE + Gram loss,
-    pulling LQ features towards the frozen HQ network's features."""
+    """Stage-3 feature matching (`AdaCodeSRNet_Contrast.feature_loss`): 0.25 MSE + Gram loss of
+    two (N, C, H, W) maps, pulling LQ features towards the frozen HQ network's features."""
     target = z_gt.detach()
-    return 0.25 * (target - z).square().mean() + gram_loss(z, target)
+    return 0.25 * (target - z).square().mean() + gram_loss(z, target, channels_last=False)
 
 
 class ContrastiveLoss(nn.Module):

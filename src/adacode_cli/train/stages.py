@@ -17,8 +17,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import shutil
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -54,11 +54,11 @@ from adacode_cli.train.loss_networks import (
     loss_needs,
     loss_weights,
 )
-from adacode_cli.train.losses import LPIPS, ContrastiveLoss, feature_loss, semantic_loss
+from adacode_cli.train.loss_terms import SEMANTIC_LAYER
+from adacode_cli.train.losses import LPIPS
 from adacode_cli.train.state import Checkpoint, RunFolder, read_discriminator, stage1_runs
 from adacode_cli.train.vgg import VGGFeatures
 
-SEMANTIC_LAYER = "relu4_4"
 SEMANTIC_CHANNELS = 512  # VGG19 relu4_4 width: the semantic head regresses it
 STAGE3_FROZEN = ("quantize_group", "decoder_group", "after_quant_group", "out_conv")
 TEACHER_REGISTRY = {"recon": "recon-d"}  # stage-2 registry model -> its discriminator
@@ -311,13 +311,13 @@ def _recipe(
     device = context.device
     torch.manual_seed(config.train.seed)
     lpips = LPIPS(*loss_files.lpips) if loss_files.lpips else None
+    vgg = None
     if config.stage == 1:
         net_g = build_network(_network_config(config, "vqgan"))
         frozen = [] if config.loss.semantic > 0 else [net_g.conv_semantic]
-        vgg = None
         if loss_files.vgg19 is not None and config.loss.semantic > 0:
             vgg = VGGFeatures("vgg19", [SEMANTIC_LAYER], loss_files.vgg19).to(device)
-        forward = _stage1_forward(config, vgg)
+        forward: Forward = _autoencoder_forward
         title = f"stage 1 ({config.task.category})"
     elif config.stage == 2:
         net_g = build_network(_network_config(config, "recon", inputs.codebooks))
@@ -325,7 +325,7 @@ def _recipe(
             for quantizer, codebook in zip(net_g.quantize_group, inputs.codebooks, strict=True):
                 quantizer.embedding.weight.copy_(codebook)
         frozen = [net_g.quantize_group]
-        forward = _stage2_forward(config)
+        forward = _autoencoder_forward
         title = "stage 2"
     else:
         assert inputs.init is not None
@@ -338,7 +338,7 @@ def _recipe(
         )
         copy_matching(net_g, inputs.init.state)
         frozen = [getattr(net_g, name) for name in STAGE3_FROZEN]
-        forward = _stage3_forward(config, teacher)
+        forward = _stage3_forward(teacher)
         title = f"stage 3 {inputs.kind}" + (f" x{inputs.scale}" if inputs.kind == "sr" else "")
     net_d = _discriminator(config, inputs.init)
     spec = SampleSpec(inputs.kind, inputs.scale, config.data.gt_size, config.data.resize_crop,
@@ -358,7 +358,7 @@ def _recipe(
             "world_size": context.world_size,
         },
         validation=validation, baseline_name=baseline_name(inputs.kind), lpips=lpips,
-        lpips_for_loss=loss_files.lpips_for_loss,
+        lpips_for_loss=loss_files.lpips_for_loss, vgg=vgg,
     )
 
 
@@ -407,53 +407,19 @@ def copy_matching(network: nn.Module, state: dict[str, torch.Tensor]) -> int:
     return len(matching)
 
 
-def _stage1_forward(config: TrainConfig, vgg: VGGFeatures | None) -> Forward:
-    weights = config.loss
-
-    def forward(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        gt = batch["gt"]
-        out = net(gt)
-        terms = {}
-        if weights.codebook:
-            terms["l_codebook"] = weights.codebook * out.codebook_loss
-        if vgg is not None:
-            with torch.no_grad():
-                target = vgg(gt)[SEMANTIC_LAYER]
-            terms["l_semantic"] = weights.semantic * semantic_loss(out.semantic, target)
-        return out.image, terms
-
-    return forward
+def _autoencoder_forward(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[Any, None]:
+    """Stages 1-2: reconstruct the clean crop."""
+    return net(batch["gt"]), None
 
 
-def _stage2_forward(config: TrainConfig) -> Forward:
-    weights = config.loss
+def _stage3_forward(teacher: AdaCodeNet) -> Forward:
+    """Stage 3: the frozen stage-2 network sees the clean crop, the student the degraded one
+    and is supervised with the teacher's code indices."""
 
-    def forward(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        out = net(batch["gt"])
-        terms = {"l_codebook": weights.codebook * out.codebook_loss} if weights.codebook else {}
-        return out.image, terms
-
-    return forward
-
-
-def _stage3_forward(config: TrainConfig, teacher: AdaCodeNet) -> Forward:
-    weights = config.loss
-    contrastive = ContrastiveLoss()
-    feature_terms: list[tuple[str, float, Callable]] = [
-        ("l_before_quant", weights.before_quant, lambda s, t: feature_loss(s.latent, t.latent)),
-        ("l_after_quant", weights.after_quant, lambda s, t: feature_loss(s.fused, t.fused)),
-        ("l_contrast", weights.contrast, lambda s, t: contrastive(s.latent, t.latent)),
-    ]
-
-    def forward(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    def forward(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[Any, Any]:
         with torch.no_grad():
             target = teacher(batch["gt"])
-        out = net(batch["lq"], target_indices=target.indices)
-        terms = {"l_codebook": weights.codebook * out.codebook_loss} if weights.codebook else {}
-        for name, weight, term in feature_terms:
-            if weight:
-                terms[name] = weight * term(out, target)
-        return out.image, terms
+        return net(batch["lq"], target_indices=target.indices), target
 
     return forward
 
