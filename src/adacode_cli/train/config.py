@@ -220,7 +220,9 @@ def preset(stage: int, name: str = "official") -> TrainConfig:
 
 
 def _make_tiny(config: TrainConfig) -> None:
-    """Small widths and crops, a higher learning rate: a stage in well under a minute on a CPU."""
+    """Small widths and crops, a higher learning rate: checks the pipeline on a CPU (about
+    0.3 CPU-seconds per iteration without the VGG-based losses, measured with
+    benchmarks/train_tiny.py: minutes per stage); its models are not for use."""
     config.train.iters = 200
     config.train.threads = 1  # tiny convolutions gain nothing from more; a worker loads data
     config.data.gt_size = 64

@@ -1,12 +1,14 @@
 """The training loop every stage shares, in the official order of updates.
 
-Per iteration: the generator's stage-specific terms (from the stage's `forward`), then L1, LPIPS
-and the hinge GAN term, one backward and an Adam step; then the discriminator on the real batch
-and on the detached output, one Adam step. Both learning rates follow MultiStepLR. Frozen modules
-keep `requires_grad=False`, are left out of the optimizer and stay in eval mode. Around that: logs
-(metrics.jsonl, console, TensorBoard), validation with the best checkpoint kept, resumable
-checkpoints, mixed precision, gradient clipping, data parallelism, and Ctrl-C that stops after the
-current iteration with a checkpoint.
+Per iteration: the stage's forward pass, then every loss term the stage declares
+(`train.loss_terms`: codebook, semantic or the stage-3 feature and contrastive terms, then L1,
+LPIPS and the hinge GAN term), one backward and an Adam step; then the discriminator on the real
+batch and on the detached output, one Adam step. Both learning rates follow MultiStepLR. Frozen
+modules keep `requires_grad=False`, are left out of the optimizer and stay in eval mode. Around
+that: logs of each loss's mean over the logging window (metrics.jsonl, console, TensorBoard),
+validation beside a baseline with the best checkpoint kept (`train.validation`), resumable
+checkpoints, mixed precision, gradient clipping, data parallelism, and Ctrl-C that stops after
+the current iteration with a checkpoint.
 """
 
 from __future__ import annotations
@@ -19,16 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
 
 from adacode_cli.errors import AdaCodeError
-from adacode_cli.images.depth import to_bit_depth
 from adacode_cli.model.checkpoint import load_state_strict
 from adacode_cli.model.networks import AdaCodeNet, NetworkOutput
-from adacode_cli.model.padding import restore_whole
 from adacode_cli.train.config import TrainConfig
 from adacode_cli.train.data import (
     StreamBatches,
@@ -38,18 +37,16 @@ from adacode_cli.train.data import (
 )
 from adacode_cli.train.discriminator import UNetDiscriminatorSN
 from adacode_cli.train.distributed import DistContext, digest
-from adacode_cli.train.evaluation import mean_scores
 from adacode_cli.train.loss_terms import LossInputs, weighted_terms
 from adacode_cli.train.losses import LPIPS, hinge_d_loss
-from adacode_cli.train.metrics import psnr_label, psnr_y, ssim_y
 from adacode_cli.train.progress import LossWindow, TrainingDisplay, scores_text
 from adacode_cli.train.state import Checkpoint, RunFolder, read_discriminator
+from adacode_cli.train.validation import Validator
 from adacode_cli.train.vgg import VGGFeatures
 
 # The stage's forward pass: (network, batch on device) -> (its output, the teacher's or None).
 Batch = dict[str, torch.Tensor]
 Forward = Callable[[nn.Module, Batch], tuple[NetworkOutput, NetworkOutput | None]]
-LOWER_IS_BETTER = frozenset({"lpips"})
 
 
 @dataclass
@@ -133,7 +130,8 @@ class Trainer:
             )
         self.scaler = _grad_scaler(self.device, config.train.precision == "fp16")
         self.best: float | None = None
-        self.baseline: dict[str, float] | None = None
+        self.validator = Validator(recipe.validation, recipe.baseline_name, recipe.lpips,
+                                   config.val, self.device)
         self.window = LossWindow()
         self.notices: list[str] = []
         self.console = console
@@ -216,56 +214,9 @@ class Trainer:
 
     # --- validation ----------------------------------------------------------------------
 
-    @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """Mean PSNR / SSIM (Y channel, crop border) and LPIPS over the validation images; the
-        baseline's means on the same images are computed once, into `self.baseline`."""
-        self.g.eval()
-        rows = []
-        for sample in self.recipe.validation:
-            output, _ = restore_whole(self.g, sample.lq.to(self.device))
-            rows.append(self._score(sample, output[0].float().permute(1, 2, 0).cpu().numpy()))
-        if self.baseline is None:
-            self.baseline = mean_scores([self._score(sample, sample.baseline)
-                                         for sample in self.recipe.validation])
-        self._train_mode()
-        return mean_scores(rows)
-
-    def _score(self, sample: ValidationSample, image: np.ndarray) -> dict[str, float]:
-        """PSNR, SSIM (and LPIPS) of one image (float [0, 1] or 8-bit) against the reference."""
-        restored = to_bit_depth(image, 8) if image.dtype != np.uint8 else image
-        border = self.config.val.crop_border
-        try:
-            row = {"psnr": psnr_y(restored, sample.reference, border),
-                   "ssim": ssim_y(restored, sample.reference, border)}
-        except ValueError as error:
-            raise AdaCodeError(f"validation image {sample.name}: {error}") from error
-        if self.recipe.lpips is not None:
-            row["lpips"] = float(self.recipe.lpips(_unit(restored, self.device),
-                                                   _unit(sample.reference, self.device))[0])
-        return row
-
-    def key_metric(self) -> str:
-        key = self.config.val.key_metric
-        return "psnr" if key == "lpips" and self.recipe.lpips is None else key
-
-    def _key_metric_notice(self) -> str:
-        """Which score picks the best checkpoint, and why when it is not the configured one."""
-        if not self.recipe.validation:
-            return "no validation images (--val): exports and stage 3 take the latest checkpoint"
-        key = self.key_metric()
-        label = psnr_label(self.config.val.crop_border) if key == "psnr" else key.upper()
-        text = f"best checkpoint: {'lowest' if key in LOWER_IS_BETTER else 'highest'} {label}"
-        if key != self.config.val.key_metric:
-            text += (f" (val.key_metric is {self.config.val.key_metric}, but the LPIPS weights "
-                     "are not cached: `adacode weights download vgg16 lpips-vgg`)")
-        return text
-
     def _is_better(self, metrics: dict[str, float]) -> bool:
-        key = self.key_metric()
-        score = metrics[key]
-        lower = key in LOWER_IS_BETTER
-        if self.best is None or (score < self.best if lower else score > self.best):
+        score = metrics[self.validator.key_metric()]
+        if self.validator.better(score, self.best):
             self.best = score
             return True
         return False
@@ -286,7 +237,7 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state()},
             "data": self.recipe.data_state,
             "best": self.best,
-            "best_metric": self.key_metric(),
+            "best_metric": self.validator.key_metric(),
             "loss_window": self.window.state_dict(),
         }
         if self.opt_d is not None and self.sched_d is not None:
@@ -335,9 +286,10 @@ class Trainer:
         if "cuda" in training["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(training["rng"]["cuda"], self.device)
         self.best = training.get("best")
-        if self.best is not None and training.get("best_metric") != self.key_metric():
+        key = self.validator.key_metric()
+        if self.best is not None and training.get("best_metric") != key:
             self.best = None
-            self.notices.append(f"the best-checkpoint metric is now {self.key_metric()}, not "
+            self.notices.append(f"the best-checkpoint metric is now {key}, not "
                                 f"{training.get('best_metric')}: the next validation sets a new "
                                 "best")
         if "loss_window" in training:
@@ -364,7 +316,7 @@ class Trainer:
             self.console, self.recipe.title, start, config.train.iters, enabled=context.is_main,
             tensorboard=self.run_folder.tensorboard if config.log.tensorboard else None,
         )
-        for notice in [*self.notices, self._key_metric_notice()]:
+        for notice in [*self.notices, self.validator.notice()]:
             self.display.message(notice)
         self.g_train = context.wrap(self.g)
         self.d_train = context.wrap(self.d) if self.d is not None else None
@@ -424,28 +376,32 @@ class Trainer:
     def _validation(self, iteration: int) -> None:
         if not self.context.is_main:
             return
-        metrics = self.validate()
-        assert self.baseline is not None
+        metrics = self._validate()
         better = self._is_better(metrics)
-        name = self.recipe.baseline_name
-        row = {"iter": iteration, **metrics, "best": better, "baseline": name,
-               **{f"baseline_{key}": value for key, value in self.baseline.items()}}
-        self.run_folder.append(self.run_folder.validation, _finite(row))
+        self.run_folder.append(self.run_folder.validation,
+                               self.validator.row(iteration, metrics, better))
         if better:
             self._save_best(iteration, metrics)
-        self.display.validation(iteration, metrics, self.baseline, name,
-                                self.config.val.crop_border, better)
+        assert self.validator.baseline is not None
+        self.display.validation(iteration, metrics, self.validator.baseline,
+                                self.recipe.baseline_name, self.config.val.crop_border, better)
+
+    def _validate(self) -> dict[str, float]:
+        self.g.eval()
+        metrics = self.validator.scores(self.g)
+        self._train_mode()
+        return metrics
 
     def _summary(self) -> str:
         """The closing line: the best validation next to the baseline on the same images."""
         best = self.run_folder.best()
         if not self.recipe.validation or best is None or not self.context.is_main:
             return f"{self.recipe.title}: done, {self.config.train.iters} iterations"
-        if self.baseline is None:
-            self.validate()
-        assert self.baseline is not None
+        if self.validator.baseline is None:
+            self._validate()
+        assert self.validator.baseline is not None
         metrics = {k: math.inf if v is None else v for k, v in best.meta["metrics"].items()}
-        text = scores_text(metrics, self.baseline, self.recipe.baseline_name,
+        text = scores_text(metrics, self.validator.baseline, self.recipe.baseline_name,
                            self.config.val.crop_border)
         return f"{self.recipe.title}: done; best at iter {best.iteration}: {text}"
 
@@ -455,16 +411,6 @@ def _grad_scaler(device: torch.device, enabled: bool) -> Any:
     if hasattr(torch.amp, "GradScaler"):
         return torch.amp.GradScaler(device.type, enabled=enabled)
     return torch.cuda.amp.GradScaler(enabled=enabled and device.type == "cuda")
-
-
-def _finite(row: dict[str, Any]) -> dict[str, Any]:
-    """JSON has no infinity: an identity baseline's PSNR is logged as null."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v
-            for k, v in row.items()}
-
-
-def _unit(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None].float().to(device) / 255.0
 
 
 def _features(discriminator: nn.Module) -> int:
