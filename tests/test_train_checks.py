@@ -83,9 +83,15 @@ def test_degrade_output_of_odd_sized_images_trains_and_validates_with_bicubic_be
                            str(tmp_path / f"{folder}-lq"), "--scale", "2")
         assert made.returncode == 0, made.stderr
     run = tmp_path / "run"
-    train("stage3", "--task", "sr", "--scale", "2", "--data", str(hq), "--lq",
-          str(tmp_path / "hq-lq"), "--val", str(val), "--val-lq", str(tmp_path / "val-lq"),
-          "--init", str(recon_file), "--output", str(run), *TINY_STAGE3, "--iters", "2")
+    printed = train("stage3", "--task", "sr", "--scale", "2", "--data", str(hq), "--lq",
+                    str(tmp_path / "hq-lq"), "--val", str(val), "--val-lq",
+                    str(tmp_path / "val-lq"), "--init", str(recon_file), "--output", str(run),
+                    *TINY_STAGE3, "--iters", "2", env={"ADACODE_HOME": str(tmp_path / "home")})
+    assert ("best checkpoint: highest PSNR-Y (4 px border) (val.key_metric is lpips, but the "
+            "LPIPS weights are not cached") in printed
+    assert printed.strip().splitlines()[-1].startswith("stage 3 sr x2: done; best at iter 2: "
+                                                       "PSNR-Y (4 px border)")
+    assert "(bicubic" in printed.strip().splitlines()[-1]
     row = json.loads((run / "validation.jsonl").read_text().splitlines()[-1])
     assert row["baseline"] == "bicubic"
 
@@ -198,3 +204,28 @@ def test_logged_losses_are_means_over_the_logging_window(tmp_path) -> None:
         for key in ("l_pix", "l_codebook", "l_d_real"):
             mean = math.fsum(r[key] for r in steps) / 3
             assert row[key] == pytest.approx(mean, rel=1e-5), key
+
+
+def test_validation_line_and_tensorboard_show_model_and_baseline_side_by_side() -> None:
+    from rich.console import Console
+
+    from adacode_cli.train.progress import TrainingDisplay
+
+    class Writer:
+        calls: ClassVar[list[tuple]] = []
+
+        def add_scalars(self, tag: str, values: dict, step: int) -> None:
+            self.calls.append((tag, values, step))
+
+    console = Console(record=True, width=300, force_terminal=False)
+    display = TrainingDisplay(console, "stage 3 sr x2", 0, 200)
+    display.writer = Writer()
+    display.validation(100, {"psnr": 19.6, "ssim": 0.61}, {"psnr": 26.5, "ssim": 0.75},
+                       "bicubic", 4, best=True)
+    assert Writer.calls == [("val/psnr", {"model": 19.6, "bicubic": 26.5}, 100),
+                            ("val/ssim", {"model": 0.61, "bicubic": 0.75}, 100)]
+    assert ("PSNR-Y (4 px border) 19.60 dB (bicubic 26.50 dB)  SSIM-Y 0.6100 (bicubic 0.7500)"
+            in console.export_text())
+    Writer.calls.clear()
+    display.validation(5, {"psnr": 16.0}, {"psnr": math.inf}, "identity", 4, best=False)
+    assert Writer.calls == [("val/psnr", {"model": 16.0}, 5)]  # an infinite curve is left out

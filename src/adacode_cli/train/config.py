@@ -362,6 +362,8 @@ def validate(config: TrainConfig) -> None:
         (config.val.every > 0 and config.log.print_every > 0 and config.log.checkpoint_every > 0,
          "val.every, log.print_every and log.checkpoint_every must be positive"),
         (config.log.keep_checkpoints >= 1, "log.keep_checkpoints must be 1 or more"),
+        (config.paths.val or not config.paths.val_lq,
+         "--val-lq (paths.val_lq) needs --val, the references of its images"),
         (config.val.key_metric in KEY_METRICS,
          f"val.key_metric must be one of {', '.join(KEY_METRICS)}"),
         (all(w > 0 for w in (n.codebook_size, n.codebook_dim, n.disc_features)),
