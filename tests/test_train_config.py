@@ -115,5 +115,5 @@ def test_every_declared_loss_term_is_a_documented_checked_config_key() -> None:
 def test_paired_validation_inputs_need_their_references() -> None:
     config = preset(3, "tiny")
     apply_overrides(config, ["paths.val_lq=val_x2"])
-    with pytest.raises(ConfigError, match="--val-lq .* needs --val"):
+    with pytest.raises(ConfigError, match=r"--val-lq .* needs --val"):
         validate(config)
