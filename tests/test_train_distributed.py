@@ -29,4 +29,4 @@ def test_two_process_gloo_run_keeps_replicas_identical(tmp_path) -> None:
     first, second = meta["replica_digests"]
     assert first == second == digest(load_network(checkpoint.net_g))
     assert [row["iter"] for row in metrics(run)] == [1, 2, 3]
-    assert result.stdout.count("stage 1 (data)") == 4  # rank 0 only: a header and three logs
+    assert result.stdout.count("stage 1 (data)") == 5  # rank 0 only: header, 3 logs, closing

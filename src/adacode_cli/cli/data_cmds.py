@@ -48,8 +48,9 @@ def degrade(
 ) -> None:
     """Make low-quality inputs with the BSRGAN degradation (blur, resize, noise, JPEG).
 
-    Each output is 1/scale of its input, first cropped to a multiple of the scale.
-    A file's result depends only on --seed and its relative name.
+    Each output side is its input side // scale (the input's last rows or columns beyond a
+    multiple of the scale are dropped; `train stage3 --lq` ignores the same pixels, so the
+    folders always pair up). A file's result depends only on --seed and its relative name.
     """
     if scale not in SCALES:
         raise AdaCodeError(f"--scale must be 2 or 4, not {scale}")
