@@ -15,7 +15,7 @@ from PIL import Image
 
 from adacode_cli.images.encode import write_image
 from cli_restore_helpers import leftovers, noise, png_header, save_png, save_tiny_model
-from conftest import run_adacode
+from process_helpers import run_adacode
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from adacode_cli.model.checkpoint import (
 )
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.padding import restore_whole
-from conftest import run_adacode
+from process_helpers import run_adacode
 
 
 def _restore(path: Path, x: torch.Tensor) -> torch.Tensor:
