@@ -164,9 +164,10 @@ def sr_bytes() -> bytes:
 
 
 def entry(name: str, kind: str, file: str, *, task: str = "loss", scale: int | None = None,
-          sha: str | None = None, prefix: str | None = None, size: int | None = None) -> dict:
+          sha: str | None = None, prefix: str | None = None, size: int | None = None,
+          default: bool = False) -> dict:
     return {
-        "name": name, "kind": kind, "task": task, "scale": scale,
+        "name": name, "kind": kind, "task": task, "scale": scale, "default": default,
         "url": f"{OFFICIAL_BASE}/{file}", "sha256": sha, "sha256_prefix": prefix, "size": size,
         "license": "MIT", "source": "test fixture",
     }
@@ -177,8 +178,8 @@ def default_entries() -> list[dict]:
         entry("loss-a", "loss-network", LOSS_FILE, sha=sha256(loss_bytes())),
         entry("loss-b", "loss-network", PREFIX_FILE, prefix=sha256(loss_bytes())[:8]),
         entry("disc", "discriminator", DISC_FILE, task="recon", scale=1),
-        entry("tiny-sr", "adacode", SR_FILE, task="sr", scale=4),
-        entry("tiny-sr2", "adacode", "tiny_sr_x2_g.pth", task="sr", scale=2),
+        entry("tiny-sr", "adacode", SR_FILE, task="sr", scale=4, default=True),
+        entry("tiny-sr2", "adacode", "tiny_sr_x2_g.pth", task="sr", scale=2, default=True),
     ]
 
 
