@@ -12,6 +12,8 @@ import hashlib
 import io
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -207,3 +209,29 @@ def wait_for(condition: Any, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.02)
+
+
+def adacode_process(
+    *args: str, umask: int | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The real `adacode` in a subprocess (exit codes, tracebacks, file modes), with `umask`."""
+    return subprocess.run(
+        [sys.executable, "-m", "adacode_cli", *args],
+        capture_output=True, text=True, timeout=timeout, check=False, umask=-1 if umask is None
+        else umask,
+    )
+
+
+def start_adacode(*args: str) -> subprocess.Popen[str]:
+    """The real `adacode` running in the background (to signal or race it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "adacode_cli", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def flip_bit(path: Path, offset: int = -1) -> None:
+    """Damage a file the way a bad disk does: one bit, same size."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))

@@ -12,6 +12,8 @@ import typer
 
 from adacode_cli.errors import WeightsError
 
+EXIT_SOME_FAILED = 1
+
 weights_app = typer.Typer(
     help="Download and manage pretrained weights (cached as .safetensors).",
     no_args_is_help=True,
@@ -73,18 +75,43 @@ def download(
         None, metavar="NAME...", help="Registry names (see `weights list`)."
     ),
     all_models: bool = ALL,
+    force: bool = typer.Option(
+        False, "--force", help="Download again even if cached (repairs a damaged file)."
+    ),
     cache_dir: Path | None = CACHE_DIR,
     offline: bool = OFFLINE,
     quiet: bool = QUIET,
 ) -> None:
-    """Fetch, verify and convert models into the cache; print each cached file's path."""
+    """Fetch, verify and convert models into the cache; print each cached file's path.
+
+    With several models every one is tried; each failure is reported and the exit code is 1.
+    """
+    from adacode_cli.errors import AdaCodeError
     from adacode_cli.weights.api import ensure_weights
     from adacode_cli.weights.registry import load_registry
 
-    chosen = _chosen(names, all_models) or load_registry().names
+    registry = load_registry()
+    chosen = _chosen(names, all_models) or registry.names
     for name in chosen:
-        path = ensure_weights(name, cache_dir=cache_dir, offline=offline or None, quiet=quiet)
-        typer.echo(str(path))
+        registry.get(name)  # an unknown name is refused before anything is fetched
+    failed: list[str] = []
+    for name in chosen:
+        try:
+            path = ensure_weights(
+                name, cache_dir=cache_dir, offline=offline or None, quiet=quiet, force=force
+            )
+        except AdaCodeError as error:
+            if len(chosen) == 1:
+                raise
+            typer.echo(f"{name}: FAILED ({error})", err=True)
+            failed.append(name)
+        else:
+            typer.echo(str(path))
+    if failed:
+        typer.echo(
+            f"error: {len(failed)} of {len(chosen)} models failed: {', '.join(failed)}", err=True
+        )
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @weights_app.command("path")
@@ -139,31 +166,49 @@ def remove(
     cache_dir: Path | None = CACHE_DIR,
     quiet: bool = QUIET,
 ) -> None:
-    """Delete cached models (waits for a download of the same model to finish)."""
+    """Delete cached models and their lock files (waits for a download of the same model).
+
+    Leftover temporary files of killed processes are deleted too, when no other adacode
+    process is writing into the cache.
+    """
     from adacode_cli.weights.cache import (
         CachePaths,
         cache_root,
         cached_names,
+        clean_temporaries,
         remove_cached,
         unwritable_cache,
     )
-    from adacode_cli.weights.lock import exclusive_lock
+    from adacode_cli.weights.lock import exclusive_lock, writers_lock
+    from adacode_cli.weights.registry import load_registry, validate_name
 
     folder = cache_root(cache_dir) / "weights"
-    chosen = _chosen(names, all_models) or cached_names(folder)
+    present = cached_names(folder, with_locks=True)
+    chosen = _chosen(names, all_models) or present
+    known = set(load_registry().names) | set(present)
+    unknown = [name for name in chosen if validate_name(name) not in known]
+    if unknown:
+        raise WeightsError(
+            f"unknown weights {unknown[0]!r}: neither a registry name nor in the cache "
+            f"(`adacode weights list` shows both)"
+        )
     if not chosen and not quiet:
         typer.echo("no weights are cached", err=True)
-    for name in chosen:
-        paths = CachePaths.for_model(name, cache_dir)
-        removed = False
-        if folder.is_dir():
-            try:
+    if not folder.is_dir():
+        for name in chosen:
+            if not quiet:
+                typer.echo(f"{name}: not cached", err=True)
+        return
+    try:
+        with writers_lock(folder, clean=lambda: clean_temporaries(folder)):
+            for name in chosen:
+                paths = CachePaths.for_model(name, cache_dir)
                 with exclusive_lock(paths.lock):
                     removed = remove_cached(paths)
-            except OSError as error:
-                raise unwritable_cache(folder, error) from error
-        if not quiet:
-            typer.echo(f"{name}: {'removed' if removed else 'not cached'}", err=True)
+                if not quiet:
+                    typer.echo(f"{name}: {'removed' if removed else 'not cached'}", err=True)
+    except OSError as error:
+        raise unwritable_cache(folder, error) from error
 
 
 def _chosen(names: list[str] | None, all_models: bool) -> list[str]:

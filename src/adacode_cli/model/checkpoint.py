@@ -235,6 +235,14 @@ def check_state(
             )
 
 
+def check_layout(config: AdaCodeConfig, state: StateDict, source: object = None) -> None:
+    """The strict check against the architecture of `config`, without allocating a network
+    (the shapes come from a build on the meta device)."""
+    with torch.device("meta"):
+        expected = build_network(config).state_dict()
+    check_state(state, expected, source=source)
+
+
 def load_state_strict(network: AdaCodeNet, state: StateDict, source: object = None) -> None:
     """Load every tensor; any missing, unexpected or mis-shaped key is a named error."""
     check_state(state, network.state_dict(), source=source)
@@ -353,7 +361,7 @@ def convert_checkpoint(
     """
     config, state = read_checkpoint(src)
     stop_if_asked(should_stop)
-    load_state_strict(build_network(config), state, source=src)
+    check_layout(config, state, source=src)
     stop_if_asked(should_stop)
     save_safetensors(dst, config, state, should_stop)
     return config

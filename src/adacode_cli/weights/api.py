@@ -146,8 +146,42 @@ def _check_fits(
         return
     fits = entry.kind == "adacode" and entry.task == task and scale in (None, entry.scale)
     if not fits:
+        held = describe_model(entry.task, entry.scale, entry.kind)
         at_scale = f" x{scale}" if scale is not None else ""
         raise WeightsError(
-            f"weights {entry.name!r} ({entry.kind}, task {entry.task}, scale {entry.scale}) do "
-            f"not fit {task}{at_scale}: choose one of {', '.join(_restorers(registry))}"
+            f"weights {entry.name!r} ({held}) do not fit {task}{at_scale}: `adacode {task}` "
+            f"needs {describe_model(task, scale)}; choose one of "
+            f"{', '.join(_restorers(registry))}"
         )
+
+
+_TASK_WORDS = {
+    "sr": "super-resolution",
+    "inpaint": "inpainting",
+    "recon": "stage-2 reconstruction",
+    "vqgan": "stage-1 VQGAN",
+}
+_KIND_WORDS = {"discriminator": "discriminator", "loss-network": "loss network"}
+
+
+def describe_model(task: str, scale: int | None, kind: str = "adacode") -> str:
+    """'an inpainting model', 'a super-resolution x4 model', 'a discriminator': for messages."""
+    if kind in _KIND_WORDS:
+        words = _KIND_WORDS[kind]
+    else:
+        words = f"{_TASK_WORDS.get(task, task)} model"
+        if task == "sr" and scale is not None:
+            words = words.replace(" model", f" x{scale} model")
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+
+
+def refuse_unfit_model(
+    path: Path, held_task: str, held_scale: int, task: str, scale: int | None
+) -> None:
+    """Refuse a weights file whose network is for another task or scale than the command's."""
+    if held_task == task and scale in (None, held_scale):
+        return
+    raise WeightsError(
+        f"{path} holds {describe_model(held_task, held_scale)}, but `adacode {task}` needs "
+        f"{describe_model(task, scale)} (see `adacode weights list`, or `adacode info {path}`)"
+    )
