@@ -6,11 +6,12 @@ imported inside each command so `adacode --help` stays instant and never imports
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
-from adacode_cli.errors import WeightsError
+from adacode_cli.errors import AdaCodeError, WeightsError
 
 EXIT_SOME_FAILED = 1
 
@@ -57,7 +58,8 @@ def list_weights(cache_dir: Path | None = CACHE_DIR) -> None:
             table.add_row(entry.name, entry.task, "-", "-", "damaged", "-")
             continue
         size = entry.size or (record.download_size if record else None)
-        cached = "yes" if record else "partial" if paths.partial.exists() else "no"
+        waiting = paths.partial.exists() or paths.download.exists()  # resumed by the next run
+        cached = "yes" if record else "partial" if waiting else "no"
         table.add_row(
             entry.name,
             entry.task,
@@ -86,7 +88,6 @@ def download(
 
     With several models every one is tried; each failure is reported and the exit code is 1.
     """
-    from adacode_cli.errors import AdaCodeError
     from adacode_cli.weights.api import ensure_weights
     from adacode_cli.weights.registry import load_registry
 
@@ -94,19 +95,13 @@ def download(
     chosen = _chosen(names, all_models) or registry.names
     for name in chosen:
         registry.get(name)  # an unknown name is refused before anything is fetched
-    failed: list[str] = []
-    for name in chosen:
-        try:
-            path = ensure_weights(
-                name, cache_dir=cache_dir, offline=offline or None, quiet=quiet, force=force
-            )
-        except AdaCodeError as error:
-            if len(chosen) == 1:
-                raise
-            typer.echo(f"{name}: FAILED ({error})", err=True)
-            failed.append(name)
-        else:
-            typer.echo(str(path))
+
+    def fetch(name: str) -> str:
+        return str(ensure_weights(
+            name, cache_dir=cache_dir, offline=offline or None, quiet=quiet, force=force
+        ))
+
+    failed = _for_each(chosen, fetch)
     if failed:
         typer.echo(
             f"error: {len(failed)} of {len(chosen)} models failed: {', '.join(failed)}", err=True
@@ -141,18 +136,12 @@ def verify(
     names = [name] if name else cached_names(cache_root(cache_dir) / "weights")
     if not names and not quiet:
         typer.echo("no weights are cached", err=True)
-    failed: list[str] = []
-    for each in names:
-        try:
-            verify_cached(CachePaths.for_model(each, cache_dir))
-        except WeightsError as error:
-            if len(names) == 1:
-                raise
-            typer.echo(f"{each}: FAILED ({error})", err=True)
-            failed.append(each)
-        else:
-            if not quiet:
-                typer.echo(f"{each}: ok")
+
+    def check(each: str) -> str | None:
+        verify_cached(CachePaths.for_model(each, cache_dir))
+        return None if quiet else f"{each}: ok"
+
+    failed = _for_each(names, check)
     if failed:
         raise WeightsError(
             f"{len(failed)} cached model(s) failed verification: {', '.join(failed)}"
@@ -209,6 +198,24 @@ def remove(
                     typer.echo(f"{name}: {'removed' if removed else 'not cached'}", err=True)
     except OSError as error:
         raise unwritable_cache(folder, error) from error
+
+
+def _for_each(names: list[str], action: Callable[[str], str | None]) -> list[str]:
+    """Run `action` on every name, print the line it returns, report each failure on stderr and
+    return the names that failed; a lone name's error is raised as it is (one line, exit 2)."""
+    failed: list[str] = []
+    for name in names:
+        try:
+            line = action(name)
+        except AdaCodeError as error:
+            if len(names) == 1:
+                raise
+            typer.echo(f"{name}: FAILED ({error})", err=True)
+            failed.append(name)
+        else:
+            if line is not None:
+                typer.echo(line)
+    return failed
 
 
 def _chosen(names: list[str] | None, all_models: bool) -> list[str]:
