@@ -149,7 +149,7 @@ def test_temporaries_of_killed_runs_are_cleaned_unless_a_writer_is_alive(
     finally:
         done.set()
         thread.join()
-    ensure_weights("loss-b", quiet=True)
+    ensure_weights("loss-a", quiet=True)  # even a run that finds its model cached cleans up
     assert not temp.exists()
 
 
@@ -185,7 +185,7 @@ def test_download_all_tries_every_model(weights_env: Path) -> None:
     assert "tiny-sr.safetensors" in done.stdout and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("umask", [0o002, 0o022, 0o077])
+@pytest.mark.parametrize("umask", [0o002, 0o077])
 def test_written_weights_follow_the_umask(
     weights_env: Path, tmp_path: Path, umask: int
 ) -> None:

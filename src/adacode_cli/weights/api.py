@@ -14,6 +14,7 @@ from pathlib import Path
 from adacode_cli.errors import WeightsError
 from adacode_cli.weights.cache import (
     CachePaths,
+    clean_leftovers,
     clean_temporaries,
     is_cached,
     unwritable_cache,
@@ -57,6 +58,7 @@ def ensure_weights(
     paths = CachePaths.for_model(entry.name, cache_dir)
     if not force and is_cached(paths):
         verify_cached(paths, rehash=False)
+        clean_leftovers(paths.folder)
         return paths.safetensors
     if is_offline(offline):
         raise WeightsError(

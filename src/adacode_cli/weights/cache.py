@@ -190,6 +190,15 @@ def remove_cached(paths: CachePaths) -> bool:
     return removed
 
 
+def clean_leftovers(folder: Path) -> None:
+    """Delete temporaries of killed runs if there are any and no writer is alive (a glob when
+    there are none; nothing at all in a cache we may not write)."""
+    if next(folder.glob(f"{TEMP_PREFIX}*"), None) is None:
+        return
+    with contextlib.suppress(OSError), writers_lock(folder, lambda: clean_temporaries(folder)):
+        pass
+
+
 def clean_temporaries(folder: Path) -> list[Path]:
     """Delete the atomic-write temporaries in `folder`; only with no other writer alive (see
     `lock.writers_lock`), so every one found was left by a killed process."""
