@@ -150,6 +150,8 @@ def _bad_weights(kind: str, folder: Path, make_official_pth) -> Path:
         path.mkdir()
     elif kind == "fifo":
         os.mkfifo(path)
+    elif kind == "io-error":  # a file every read of which fails, even for root
+        path.symlink_to("/proc/self/mem")
     elif kind == "legacy-code":  # the non-zip format: torch warns before refusing it
         torch.save({"params": _Code()}, path, _use_new_zipfile_serialization=False)
     elif kind == "protocol-4-code":
@@ -172,7 +174,7 @@ def _bad_weights(kind: str, folder: Path, make_official_pth) -> Path:
     return path
 
 
-BAD_KINDS = ["folder", "fifo", "legacy-code", "protocol-4-code", "garbage", "foreign",
+BAD_KINDS = ["folder", "fifo", "io-error", "legacy-code", "protocol-4-code", "garbage", "foreign",
              "one-dimensional", "misshaped-safetensors"]
 
 
@@ -190,7 +192,7 @@ def test_bad_weights_files_are_one_named_line(make_official_pth, tmp_path, kind)
     assert not (tmp_path / "o.safetensors").exists()
 
 
-@pytest.mark.parametrize("kind", ["folder", "misshaped-safetensors"])
+@pytest.mark.parametrize("kind", ["folder", "io-error", "misshaped-safetensors"])
 def test_bad_weights_option_is_one_named_line(make_official_pth, tmp_path, kind) -> None:
     from PIL import Image
 

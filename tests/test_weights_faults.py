@@ -185,7 +185,7 @@ def test_download_all_tries_every_model(weights_env: Path) -> None:
     assert "tiny-sr.safetensors" in done.stdout and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("umask", [0o002, 0o077])
+@pytest.mark.parametrize("umask", [0o002, 0o027])
 def test_written_weights_follow_the_umask(
     weights_env: Path, tmp_path: Path, umask: int
 ) -> None:
