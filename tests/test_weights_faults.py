@@ -220,3 +220,18 @@ def test_ctrl_c_during_a_download_stops_at_once(
             process.wait()
     assert process.returncode == 130 and took < 3 and "Traceback" not in err
     assert cache_files(weights_env) in ([], ["loss-a.part"])  # kept to resume, nothing else
+
+
+def test_a_rerun_after_a_kill_mid_conversion_converts_without_downloading(
+    weights_env: Path, weights_server: FixtureServer
+) -> None:
+    from weights_helpers import sr_bytes
+
+    paths = CachePaths.for_model("tiny-sr")
+    temp = _leftover(paths.folder)  # what SIGKILL during the conversion leaves behind:
+    paths.download.write_bytes(sr_bytes())  # the verified download and a half-written file
+    done = adacode_process("weights", "download", "tiny-sr")
+    assert done.returncode == 0, done.stderr
+    assert "converting the download kept from an interrupted run" in done.stderr
+    assert not weights_server.gets(SR_FILE) and not temp.exists()
+    assert cache_files(weights_env) == ["tiny-sr.json", "tiny-sr.safetensors"]
