@@ -43,23 +43,7 @@ def install(
     """
     url = download_url(entry)
     previous = read_record(paths)
-    if paths.download.is_file():
-        source = paths.download
-        if not quiet:
-            notify(f"{entry.name}: converting the download kept from an interrupted run")
-    else:
-        if urlsplit(url).scheme == "http":
-            notify(f"warning: {MIRROR_ENV} uses plain http ({url}); only the checksum protects it")
-        download(
-            url,
-            paths.partial,
-            expected_size=entry.size,
-            settings=DownloadSettings.from_env(),
-            label=entry.name,
-            show_progress=not quiet,
-            should_stop=should_stop,
-        )
-        source = paths.partial
+    source = _fetch(entry, paths, url, quiet=quiet, should_stop=should_stop)
     digest = sha256_file(source)
     checksum = _verify(entry, source, url, digest, previous)
     size = source.stat().st_size
@@ -88,6 +72,33 @@ def install(
             f"note: {entry.name}: {entry.file_name} could not be verified against a published "
             f"checksum (none exists); its sha256 {digest} is stored and checked from now on"
         )
+
+
+def _fetch(
+    entry: WeightsEntry,
+    paths: CachePaths,
+    url: str,
+    *,
+    quiet: bool,
+    should_stop: Callable[[], bool] | None,
+) -> Path:
+    """The complete download to verify: the one an interrupted run kept, else a fresh one."""
+    if paths.download.is_file():
+        if not quiet:
+            notify(f"{entry.name}: converting the download kept from an interrupted run")
+        return paths.download
+    if urlsplit(url).scheme == "http":
+        notify(f"warning: {MIRROR_ENV} uses plain http ({url}); only the checksum protects it")
+    download(
+        url,
+        paths.partial,
+        expected_size=entry.size,
+        settings=DownloadSettings.from_env(),
+        label=entry.name,
+        show_progress=not quiet,
+        should_stop=should_stop,
+    )
+    return paths.partial
 
 
 def _verify(
