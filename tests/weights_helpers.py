@@ -235,3 +235,16 @@ def flip_bit(path: Path, offset: int = -1) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def record_as_downloaded(folder: Path, name: str, kind: str = "loss-network") -> None:
+    """Write the cache record of `folder/NAME.safetensors`, as a download would, so a stand-in
+    file put into a test cache passes the check every use makes."""
+    from adacode_cli.weights.cache import CachePaths, CacheRecord, sha256_file, write_record
+
+    paths = CachePaths(folder, name)
+    write_record(paths, CacheRecord(
+        name=name, kind=kind, url=f"{OFFICIAL_BASE}/{name}.pth", download_sha256="0" * 64,
+        download_size=0, safetensors_sha256=sha256_file(paths.safetensors), checksum="none",
+        downloaded_at="2026-01-01T00:00:00+00:00", tool_version="test",
+    ))
