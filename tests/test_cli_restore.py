@@ -162,8 +162,12 @@ def test_task_or_scale_mismatch_is_a_setup_error(tmp_path, capsys, models):
     wrong_scale = run_cli(capsys, "sr", str(source), str(tmp_path / "o2"), "-w",
                           str(models["sr2"]), "--scale", "4")
 
-    assert wrong_task.code == 2 and "inpaint x1 model, not sr" in wrong_task.stderr
-    assert wrong_scale.code == 2 and "sr x2 model, not sr x4" in wrong_scale.stderr
+    assert wrong_task.code == 2
+    assert "holds an inpainting model, but `adacode sr` needs a super-resolution model" in (
+        wrong_task.stderr)
+    assert wrong_scale.code == 2
+    assert "holds a super-resolution x2 model, but `adacode sr` needs a super-resolution x4 " \
+        "model" in wrong_scale.stderr
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 

@@ -59,6 +59,11 @@ def atomic_write_text(destination: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_save(destination: str | os.PathLike[str], save: Callable[[Path], None]) -> None:
-    """Call `save(temp_path)` and move the result to `destination` atomically."""
+    """Call `save(temp_path)` and move the result to `destination` atomically.
+
+    Writers that replace the file instead of filling it (safetensors does) would bring back
+    a private 0600 mode, so the umask-derived mode is applied again after `save`.
+    """
     with atomic_path(destination) as temp:
         save(temp)
+        os.chmod(temp, DEFAULT_FILE_MODE)

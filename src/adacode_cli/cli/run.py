@@ -21,7 +21,7 @@ from adacode_cli.engine.restorer import RestoreOptions, Restorer
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.inputs import collect_inputs, input_root, is_file_output, plan_outputs
 from adacode_cli.model.config import AdaCodeConfig
-from adacode_cli.weights.api import resolve_weights
+from adacode_cli.weights.api import refuse_unfit_model, resolve_weights
 
 EXIT_SOME_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -109,11 +109,5 @@ def load_restorer(
         batch_size=shared.batch_size,
     )
     restorer = Restorer.from_file(weights, options)
-    config = restorer.config
-    if config.task != task_name or (scale is not None and config.scale != scale):
-        wanted = f"{task_name} x{scale}" if scale is not None else task_name
-        raise AdaCodeError(
-            f"{weights} holds a {config.task} x{config.scale} model, not {wanted} "
-            f"(see `adacode weights list`, or `adacode info {weights}`)"
-        )
+    refuse_unfit_model(weights, restorer.config.task, restorer.config.scale, task_name, scale)
     return restorer
