@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adacode_cli.cli.interrupt import StopRequest
 from adacode_cli.cli.tasks import Inpainting
 from adacode_cli.images.decode import LoadedImage, read_image
 from adacode_cli.images.encode import write_image
+from adacode_cli.interrupt import StopRequest
 from cli_restore_helpers import leftovers, noise, png_header, run_cli, save_png, save_tiny_model
 
 

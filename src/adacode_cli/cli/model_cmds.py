@@ -32,6 +32,10 @@ def info(
     """Show the detected network kind, task, scale, configuration and parameter count."""
     import json
 
+    from adacode_cli.errors import AdaCodeError
+
+    if file.is_dir():
+        raise AdaCodeError(f"{file}: is a folder, not a weights file")
     from adacode_cli.model.checkpoint import read_checkpoint
 
     config, state = read_checkpoint(file)
