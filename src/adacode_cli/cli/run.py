@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from adacode_cli.engine.restorer import Restorer
     from adacode_cli.model.config import AdaCodeConfig
 
-STOP_GRACE_SECONDS = 1.0
+STOP_GRACE_SECONDS = 0.5
 STOP_NOTICE = "stopping after the current tile batch (Ctrl-C again to abort now)"
 
 

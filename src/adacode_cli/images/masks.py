@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from adacode_cli.errors import AdaCodeError, ImageError
-from adacode_cli.images.decode import read_image
+from adacode_cli.images.decode import read_image, read_size
 from adacode_cli.images.formats import is_image_path
 from adacode_cli.images.resize import resize_nearest
 
@@ -108,8 +108,15 @@ def match_mask(input_path: Path, mask_spec: Path) -> Path:
 
 
 def masks_for(inputs: list[Path], mask_spec: Path) -> list[Path]:
-    """The mask files the inputs will use, checked before any work: a mask folder that holds a
-    mask for none of the inputs is a usage error (for some of them: those images fail)."""
+    """The mask files the inputs will use, checked before any work: a mask file that is not an
+    image, or a mask folder that holds a mask for none of the inputs, is a usage error (a folder
+    without masks for some of them: those images fail)."""
+    if mask_spec.is_file():
+        try:
+            read_size(mask_spec)
+        except ImageError as error:
+            raise AdaCodeError(f"--mask {error}") from error
+        return [mask_spec]
     found = []
     for path in inputs:
         try:
