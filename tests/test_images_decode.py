@@ -355,3 +355,18 @@ def test_truncated_images_are_never_loaded_silently() -> None:
     import adacode_cli.images.decode  # noqa: F401
 
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_a_tiny_jpeg_declaring_a_huge_image_is_truncated(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(random_rgb(16, 96)).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    frame = data.index(b"\xff\xc0")
+    data[frame + 5 : frame + 9] = struct.pack(">HH", 9900, 9000)
+    path = tmp_path / "huge.jpg"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match=r"huge\.jpg: truncated image: \d+ bytes cannot hold"):
+        read_image(path)
+    whole = tmp_path / "whole.jpg"
+    whole.write_bytes(buffer.getvalue())
+    assert read_image(whole).rgb.shape == (16, 96, 3)

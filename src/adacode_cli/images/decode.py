@@ -18,7 +18,7 @@ from adacode_cli.errors import ImageError
 from adacode_cli.images.deep import is_wide, load_wide
 from adacode_cli.images.formats import PILLOW_READ_FORMATS
 from adacode_cli.images.orientation import make_upright, orientation_of, reset_orientation
-from adacode_cli.images.pngdata import png_shortfall
+from adacode_cli.images.truncation import jpeg_shortfall, png_shortfall
 
 # Pillow modes -> the mode converted to before reading the pixels (8-bit unless noted).
 _CONVERT = {
@@ -40,6 +40,8 @@ _CONVERT = {
 _GREY_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 # Failures a damaged or hostile file can make Pillow raise while identifying or decoding it.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+# Pixel data that ends cleanly but early, which Pillow fills in silently (see images.truncation).
+_SHORTFALL_CHECKS = {"PNG": png_shortfall, "JPEG": jpeg_shortfall, "MPO": jpeg_shortfall}
 # EXIF orientations that swap width and height (a quarter turn, with or without a flip).
 _TRANSPOSING = frozenset({5, 6, 7, 8})
 
@@ -91,13 +93,8 @@ def read_image(
     with _opened(path, max_pixels) as image:
         if budget is not None:
             _check_memory(image, path, budget)
-        loaded = _load(image, path)
-    if loaded.format == "PNG":
-        with open(path, "rb") as stream:
-            shortfall = png_shortfall(stream)
-        if shortfall is not None:
-            raise ImageError(f"{path}: truncated image: {shortfall}")
-    return loaded
+        _check_complete(image, path)
+        return _load(image, path)
 
 
 def read_size(path: str | PathLike[str]) -> tuple[int, int]:
@@ -154,6 +151,17 @@ def _check_size(image: Image.Image, path: Path, max_pixels: int | None) -> None:
             f"{path}: {width}x{height} pixels is over the limit of {limit} pixels "
             "(a guard against decompression bombs)"
         )
+
+
+def _check_complete(image: Image.Image, path: Path) -> None:
+    """Refuse, before decoding, pixel data that ends cleanly but short of the declared size."""
+    check = _SHORTFALL_CHECKS.get(image.format or "")
+    if check is None:
+        return
+    with open(path, "rb") as stream:
+        shortfall = check(stream)
+    if shortfall is not None:
+        raise ImageError(f"{path}: truncated image: {shortfall}")
 
 
 def _check_memory(image: Image.Image, path: Path, budget: MemoryBudget) -> None:

@@ -1,9 +1,15 @@
-"""Is a PNG's pixel data complete? Pillow cannot say.
+"""Is an image's pixel data complete? Pillow cannot always say.
 
-When a PNG's compressed stream ends properly but holds fewer rows than its header declares,
-Pillow returns the image without an error and leaves the missing rows black. This module counts
-the bytes the IDAT stream inflates to (in bounded pieces, never holding the image) and compares
-them with what the header's size, bit depth, colour type and interlacing require.
+When a file's compressed data ends properly but covers fewer rows than its header declares,
+Pillow returns the image without an error and fills the rest (black for PNG, grey for JPEG).
+Files cut short are caught by Pillow itself ("image file is truncated"); these checks catch the
+data that ends cleanly but early:
+
+- PNG, exactly: the bytes the IDAT stream inflates to (counted in bounded pieces, never holding
+  the image) against what the header's size, bit depth, colour type and interlacing require.
+- JPEG, by a bound: every 8x8 block of every scan line needs at least one bit of coded data
+  (Huffman codes are at least one bit long), so a file smaller than one bit per MCU cannot hold
+  the size it declares. This catches a tiny file declaring a huge image, not every early end.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
 _ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2),
           (1, 0, 2, 1))
 _PIECE = 1 << 20  # inflate at most this many bytes at a time
+_JPEG_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE,
+                          0xCF})  # start-of-frame markers (not DHT 0xC4, JPG 0xC8, DAC 0xCC)
 
 
 def png_shortfall(stream: BinaryIO) -> str | None:
@@ -39,6 +47,38 @@ def png_shortfall(stream: BinaryIO) -> str | None:
     if interlace == 1:
         return f"the interlaced pixel data stops at {inflated} of {needed} bytes"
     return f"the pixel data holds {inflated // (1 + (width * bits + 7) // 8)} of {height} rows"
+
+
+def jpeg_shortfall(stream: BinaryIO) -> str | None:
+    """What is missing, in words, when the JPEG in `stream` is too small to hold the size its
+    frame header declares; None otherwise (or when it is not a JPEG this check understands)."""
+    if stream.read(2) != b"\xff\xd8":
+        return None
+    while (marker := _next_jpeg_segment(stream)) is not None:
+        kind, data = marker
+        if kind in _JPEG_FRAMES and len(data) >= 6:
+            height, width, count = struct.unpack(">HHB", data[1:6])
+            factors = [data[7 + 3 * k] for k in range(count) if len(data) >= 9 + 3 * k]
+            if not factors:
+                return None
+            h_max = max(f >> 4 for f in factors) or 1
+            v_max = max(f & 15 for f in factors) or 1
+            units = (width // (8 * h_max)) * (height // (8 * v_max))
+            size = stream.seek(0, 2)
+            if size * 8 < units:
+                return (f"{size} bytes cannot hold the {width}x{height} pixels the header "
+                        "declares")
+            return None
+    return None
+
+
+def _next_jpeg_segment(stream: BinaryIO) -> tuple[int, bytes] | None:
+    """The next marker segment's (marker, data) before the first scan; None at a scan or EOF."""
+    head = stream.read(4)
+    if len(head) < 4 or head[0] != 0xFF or head[1] in (0xDA, 0xD9):
+        return None
+    length = struct.unpack(">H", head[2:])[0]
+    return head[1], stream.read(max(0, length - 2))
 
 
 def _raw_size(width: int, height: int, bits: int, interlaced: bool) -> int:
