@@ -19,7 +19,7 @@ import pytest
 
 from adacode_cli.atomic import TEMP_PREFIX, remove_stale_temporaries
 from cli_restore_helpers import leftovers, noise, save_png, save_tiny_model
-from conftest import run_adacode
+from process_helpers import run_adacode
 
 PHASE_MARKERS = '''
 import os, sys
