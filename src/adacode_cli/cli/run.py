@@ -108,8 +108,6 @@ def prepare_run(
     scale: int | None = None,
 ) -> RunPlan:
     """Inputs, the output plan and the weights file, all checked (torch is not imported)."""
-    from adacode_cli.weights.api import resolve_weights
-
     listing = list_inputs(input_spec, shared.recursive)
     request = OutputRequest(
         output, task_name, shared.ext.value, shared.suffix,
@@ -122,6 +120,8 @@ def prepare_run(
                       protected=[*read, *([weights_file] if weights_file else [])])
     for folder in {image.result.parent for image in images}:
         remove_stale_temporaries(folder)
+    from adacode_cli.weights.api import resolve_weights  # after the cheaper checks: rich, requests
+
     weights = resolve_weights(shared.weights, task=task_name, scale=scale,
                               cache_dir=shared.cache_dir, offline=True if shared.offline else None,
                               quiet=shared.quiet)
