@@ -119,8 +119,9 @@ def test_output_location_is_checked(photos: Path, tmp_path: Path) -> None:
         plan(collect_inputs(str(photos), recursive=False), photos, tmp_path / "notes.txt")
     with pytest.raises(AdaCodeError, match="is a file"):
         plan([photos / "b.png"], photos, tmp_path / "notes.txt" / "deeper")
-    with pytest.raises(AdaCodeError, match="not an image file name"):
-        plan([photos / "b.png"], photos, tmp_path / "out.txt")
+    for name in ("out.txt", "out.gif"):
+        with pytest.raises(AdaCodeError, match="not an image file name adacode writes"):
+            plan([photos / "b.png"], photos, tmp_path / name)
     assert not (tmp_path / "out.txt").exists()
     (tmp_path / "results.v2").mkdir()  # an existing folder is fine whatever its name
     assert plan([photos / "b.png"], photos, tmp_path / "results.v2")[0].result.name == "b.png"

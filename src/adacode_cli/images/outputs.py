@@ -174,8 +174,8 @@ def _check_folder_name(request: OutputRequest, inputs: list[Path]) -> None:
             and request.output.suffix):
         choices = ", ".join(sorted(WRITABLE_FORMATS))
         raise AdaCodeError(
-            f"{folder}: not an image file name ({choices}) and not an existing folder; name an "
-            "image file, or create the folder first to write into it"
+            f"{folder}: not an image file name adacode writes ({choices}) nor an existing "
+            "folder; name an image file, or create the folder first to write into it"
         )
 
 
