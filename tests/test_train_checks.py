@@ -25,7 +25,7 @@ from adacode_cli.model.networks import build_network
 from adacode_cli.train.data import load_validation
 from adacode_cli.train.image_files import list_images
 from adacode_cli.train.metrics import psnr_y
-from conftest import run_adacode
+from process_helpers import run_adacode
 from train_helpers import FAST, make_images, metrics, train
 
 TINY_STAGE3 = ("--preset", "tiny", "--batch-size", "2", "--no-perceptual", "--no-gan")
