@@ -191,6 +191,12 @@ def test_every_missing_weights_file_is_named_at_once(tmp_path, empty_mirror: str
     assert "404" in failed.stderr and len(_NotFound.requests) == 1  # the rest not tried
     assert not run.exists()
 
+    started = time.monotonic()
+    unresolved = run_adacode(*base, env={**online, "ADACODE_MIRROR": "http://adacode.invalid/"})
+    assert time.monotonic() - started < 20  # no retries against a host that does not resolve
+    assert unresolved.returncode == 2 and "4 weights files missing" in unresolved.stderr
+    assert "--no-perceptual" in unresolved.stderr and "--no-gan" in unresolved.stderr
+
 
 def test_logged_losses_are_means_over_the_logging_window(tmp_path) -> None:
     data = make_images(tmp_path / "data", count=3)

@@ -2,8 +2,10 @@
 
 Layout of RUN/:
     config.toml / config.json   the resolved configuration (json is what --resume reads)
-    metrics.jsonl               one object per logged iteration: iter, lr, every loss term
-    validation.jsonl            one object per validation: iter, psnr, ssim[, lpips]
+    metrics.jsonl               one object per logged iteration: iter, lr, every loss term's
+                                mean over the iterations since the previous row
+    validation.jsonl            one object per validation: iter, psnr, ssim[, lpips], best, and
+                                the baseline's name and scores (baseline_psnr, ...)
     checkpoints/iter_NNNNNNNN/  net_g.safetensors (inference format), net_d.safetensors,
                                 training_state.pt (optimizers, schedulers, scaler, RNG, data
                                 order), meta.json
