@@ -12,6 +12,7 @@ import json
 import math
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,8 +45,10 @@ class ImageOutcome:
     measures: dict[str, float | None] = field(default_factory=dict)
     output_pixels: int = 0
 
-    def as_json(self) -> str:
+    def as_json(self, **extra: object) -> str:
+        """One JSON object; `extra` fields (a rank, a shard) come first."""
         record = {
+            **extra,
             "input": str(self.input),
             "output": None if self.output is None else str(self.output),
             "status": self.status,
@@ -60,8 +63,21 @@ class ImageOutcome:
 class Reporter:
     """Shows a batch of `total` images as it runs; use as a context manager around the loop."""
 
-    def __init__(self, total: int, *, json_lines: bool, quiet: bool, verbose: bool) -> None:
+    def __init__(
+        self,
+        total: int,
+        *,
+        json_lines: bool,
+        quiet: bool,
+        verbose: bool,
+        json_fields: dict[str, object] | None = None,
+        count_finished: Callable[[], int] | None = None,
+    ) -> None:
+        """`json_fields` go into every JSON line; `count_finished` counts one finished image
+        and returns how many are finished (in a job of many processes, all of them)."""
         self.total = total
+        self.json_fields = json_fields or {}
+        self._count_finished = count_finished
         self.json_lines = json_lines
         self.quiet = quiet
         self.verbose = verbose
@@ -124,19 +140,23 @@ class Reporter:
 
     def finish_image(self, outcome: ImageOutcome, failure: BaseException | None = None) -> None:
         """Report one image: a line for people, a JSON object, or a failure on stderr."""
-        self._finished += 1
-        if self.progress is not None and self._images is not None:
-            self.progress.update(self._images, completed=self._finished)
+        self.show_finished(self._count_finished() if self._count_finished else self._finished + 1)
         for warning in outcome.warnings:
             self.warn(warning)
         if self.json_lines:
-            print(outcome.as_json(), flush=True)
+            _write_line(outcome.as_json(**self.json_fields))
         if outcome.status == FAILED:
             if failure is not None and self.verbose:
                 self._print(self.errors, "".join(traceback.format_exception(failure)).rstrip())
             self._print(self.errors, f"failed: {outcome.error}")
         elif not self.json_lines:
             self.say(self._line(outcome))
+
+    def show_finished(self, count: int) -> None:
+        """Show `count` images finished (the progress bar counts the whole job)."""
+        self._finished = count
+        if self.progress is not None and self._images is not None:
+            self.progress.update(self._images, completed=count)
 
     def summary(self, outcomes: list[ImageOutcome], seconds: float, *, interrupted: bool) -> None:
         """The closing table (terminal) or line, then every failure again."""
@@ -181,6 +201,13 @@ class Reporter:
             console.print(text, markup=False)
         else:
             print(text, file=sys.stderr if console.stderr else sys.stdout, flush=True)
+
+
+def _write_line(text: str) -> None:
+    """`text` and its newline in one write, so lines from many processes sharing stdout never
+    interleave inside a line."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def _rounded(value: float | None) -> float | None:

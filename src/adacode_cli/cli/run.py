@@ -16,6 +16,7 @@ from adacode_cli.cli.batch import WriteSettings, run_batch
 from adacode_cli.cli.interrupt import StopRequest
 from adacode_cli.cli.options import SharedOptions
 from adacode_cli.cli.report import FAILED, INTERRUPTED, Reporter
+from adacode_cli.cli.scaleout_job import join_job, sigterm_as_interrupt
 from adacode_cli.cli.tasks import Task
 from adacode_cli.engine.restorer import RestoreOptions, Restorer
 from adacode_cli.errors import AdaCodeError
@@ -43,11 +44,14 @@ def run_restoration(
     model's own scale is used, and the registry default is looked up at `default_scale`.
     """
     plan = plan_jobs(input_spec, output, task_name, shared)
+    job = join_job(shared.shard, shared.device)
     restorer = load_restorer(task_name, scale, default_scale, shared)
     task = make_task(restorer.config)
     stop = StopRequest()
+    plan = job.share(plan, overwrite=shared.overwrite)
     reporter = Reporter(
-        len(plan), json_lines=shared.json_lines, quiet=shared.quiet, verbose=shared.verbose
+        job.total, json_lines=shared.json_lines, quiet=shared.quiet or not job.is_main,
+        verbose=shared.verbose, json_fields=job.json_fields(), count_finished=job.count_finished,
     )
     if shared.verbose:
         config = restorer.config
@@ -55,10 +59,11 @@ def run_restoration(
                      f"precision {restorer.precision}")
     settings = WriteSettings(shared.quality, shared.overwrite, shared.save_weight_map)
     started = time.perf_counter()
-    with stop.catching_ctrl_c(), reporter:
+    with stop.catching_ctrl_c(), sigterm_as_interrupt(job), reporter:
         outcomes = run_batch(plan, task=task, restorer=restorer, settings=settings,
                              reporter=reporter, should_stop=stop)
-    interrupted = stop() or any(outcome.status == INTERRUPTED for outcome in outcomes)
+        interrupted = stop() or any(outcome.status == INTERRUPTED for outcome in outcomes)
+        outcomes, interrupted = job.gather(outcomes, interrupted, reporter.show_finished)
     reporter.summary(outcomes, time.perf_counter() - started, interrupted=interrupted)
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)

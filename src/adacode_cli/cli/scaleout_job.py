@@ -1,0 +1,194 @@
+"""One restoration job over several processes, at run time: shares, one count, one summary.
+
+Ranks talk only through torchrun's key-value store (the TCPStore every torchrun job already has),
+never through a collective backend: a job exchanges a few small messages (the shares, a finished
+count, each rank's outcomes), so no NCCL communicator takes GPU memory, and a rank that finishes
+early waits without a collective timeout. Rank 0 reads the image headers of the work left (an
+existing output costs nothing, so a rerun balances only what remains) and publishes the shares
+before any rank writes; it then shows the job's progress and, once every rank has published its
+outcomes, the job's summary. `--shard K/N` uses the same split with no store at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from adacode_cli.cli.report import ImageOutcome
+from adacode_cli.cli.scaleout import (
+    Placement,
+    balanced_shares,
+    job_costs,
+    merge_outcomes,
+    outcome_from_record,
+    outcome_record,
+    parse_shard,
+    shard_of_plan,
+    torchrun_placement,
+)
+from adacode_cli.errors import AdaCodeError
+
+Plan = list[tuple[Path, Path]]
+
+# Rank 0 may read many headers before the others get their shares.
+SETUP_TIMEOUT = timedelta(hours=1)
+POLL_SECONDS = 0.2
+# An interrupted rank 0 waits this long for the other ranks' outcomes (they got the signal too).
+INTERRUPTED_GRACE_SECONDS = 5.0
+
+
+class ScaleoutJob:
+    """This process's part of a restoration job: alone, a `--shard`, or a torchrun rank."""
+
+    def __init__(self, placement: Placement, shard: tuple[int, int] | None) -> None:
+        self.placement = placement
+        self.shard = shard
+        self.total = 0  # images in the whole job (of this shard), known after `share`
+        self._store: Any = None
+        self._finished = 0
+
+    @property
+    def is_main(self) -> bool:
+        """The process that shows progress and the summary."""
+        return self.placement.rank == 0
+
+    def json_fields(self) -> dict[str, object]:
+        """Added to every `--json` line, so records from many processes can be told apart."""
+        fields: dict[str, object] = {}
+        if self.placement.launched:
+            fields["rank"] = self.placement.rank
+        if self.shard is not None:
+            fields["shard"] = f"{self.shard[0]}/{self.shard[1]}"
+        return fields
+
+    def share(self, plan: Plan, *, overwrite: bool) -> Plan:
+        """The (input, output) pairs this process restores, in input order."""
+        if self.shard is not None:
+            plan = shard_of_plan(plan, self.shard)
+        self.total = len(plan)
+        if not self.placement.launched:
+            return plan
+        self._store = _job_store(self.placement)
+        if self.is_main:
+            costs = job_costs(plan, skip_existing=not overwrite)
+            shares = balanced_shares(costs, self.placement.world_size)
+            self._store.set("shares", json.dumps({"images": len(plan), "shares": shares}))
+        published = json.loads(self._store.get("shares"))
+        if published["images"] != len(plan):
+            raise AdaCodeError(
+                f"rank {self.placement.rank} sees {len(plan)} images, rank 0 saw "
+                f"{published['images']}: every node must see the same input folder"
+            )
+        return [plan[index] for index in published["shares"][self.placement.rank]]
+
+    def count_finished(self) -> int:
+        """Count one finished image; the number finished in the whole job so far."""
+        if self._store is None:
+            self._finished += 1
+            return self._finished
+        return int(self._store.add("finished", 1))
+
+    def gather(
+        self,
+        outcomes: list[ImageOutcome],
+        interrupted: bool,
+        show_finished: Callable[[int], None],
+    ) -> tuple[list[ImageOutcome], bool]:
+        """Every rank's outcomes on rank 0 (others get their own back) and whether the job was
+        interrupted; rank 0 keeps `show_finished` current while it waits for the others."""
+        if self._store is None:
+            return outcomes, interrupted
+        rank = self.placement.rank
+        records = [outcome_record(outcome) for outcome in outcomes]
+        self._store.set(f"outcomes/{rank}", json.dumps({"interrupted": interrupted,
+                                                        "outcomes": records}))
+        if not self.is_main:
+            return outcomes, interrupted
+        published = self._wait_for_ranks(show_finished, patient=not interrupted)
+        per_rank = [[outcome_from_record(record) for record in entry["outcomes"]]
+                    for entry in published]
+        missing = self.placement.world_size - len(published)
+        job_interrupted = missing > 0 or any(entry["interrupted"] for entry in published)
+        return merge_outcomes(per_rank), job_interrupted
+
+    def _wait_for_ranks(
+        self, show_finished: Callable[[int], None], *, patient: bool
+    ) -> list[dict[str, Any]]:
+        """The outcomes every rank published; without `patience` only those that arrive within
+        a grace period (an interrupted job's ranks were all told to stop)."""
+        keys = [f"outcomes/{rank}" for rank in range(self.placement.world_size)]
+        deadline = time.monotonic() + INTERRUPTED_GRACE_SECONDS
+        while not self._store.check(keys) and (patient or time.monotonic() < deadline):
+            show_finished(int(self._store.add("finished", 0)))
+            time.sleep(POLL_SECONDS)
+        return [json.loads(self._store.get(key)) for key in keys if self._store.check([key])]
+
+
+def join_job(shard_text: str | None, device: str) -> ScaleoutJob:
+    """This process's place in the job, checked before any work (a bad `--shard` is a usage
+    error); under torchrun, `--device auto` or `cuda` means this rank's GPU, cuda:LOCAL_RANK."""
+    shard = parse_shard(shard_text)
+    placement = torchrun_placement()
+    if placement.launched and device.strip().lower() in ("auto", "cuda"):
+        _use_local_gpu(placement.local_rank)
+    return ScaleoutJob(placement, shard)
+
+
+def _use_local_gpu(local_rank: int) -> None:
+    """Make cuda:LOCAL_RANK the current device, which the engine's `auto` and `cuda` pick."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise AdaCodeError(
+            f"LOCAL_RANK {local_rank} but this machine has {count} CUDA device(s): "
+            f"start at most {count} processes per node (--nproc-per-node)"
+        )
+    torch.cuda.set_device(local_rank)
+
+
+def _job_store(placement: Placement) -> Any:
+    """torchrun's key-value store, under a prefix of this attempt (torchrun may restart
+    workers, and a restart must not read the last attempt's keys)."""
+    import torch.distributed as dist
+
+    store, _, _ = next(dist.rendezvous(
+        "env://", rank=placement.rank, world_size=placement.world_size, timeout=SETUP_TIMEOUT
+    ))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"adacode-restore/{attempt}/", store)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt(job: ScaleoutJob) -> Iterator[None]:
+    """In a job of many processes, SIGTERM stops this one like Ctrl-C pressed twice.
+
+    torchrun stops the surviving ranks with SIGTERM when one dies, and SLURM does at a time
+    limit: the result being written is completed or its temporary file removed, and the
+    outcomes so far are reported, instead of the process vanishing mid-write.
+    """
+    alone = not job.placement.launched and job.shard is None
+    if alone or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
