@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 TEMP_PREFIX = ".adacode-tmp-"
+# Temporary names carry their writer, `.adacode-tmp-<pid>@<host>@<random><suffix>`, so a later
+# run can tell the leftover of a killed process (SIGKILL, out of memory) from a file that a
+# live process is still writing.
+_HOST = socket.gethostname().replace("@", "_")
+_OWNED = re.compile(re.escape(TEMP_PREFIX) + r"(?P<pid>\d+)@(?P<host>[^@]*)@")
 
 
 def _read_umask() -> int:
@@ -32,7 +39,9 @@ def atomic_path(destination: str | os.PathLike[str], suffix: str = "") -> Iterat
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(
-        prefix=TEMP_PREFIX, suffix=suffix or destination.suffix, dir=destination.parent
+        prefix=f"{TEMP_PREFIX}{os.getpid()}@{_HOST}@",
+        suffix=suffix or destination.suffix,
+        dir=destination.parent,
     )
     os.close(handle)
     temp = Path(temp_name)
@@ -62,3 +71,33 @@ def atomic_save(destination: str | os.PathLike[str], save: Callable[[Path], None
     """Call `save(temp_path)` and move the result to `destination` atomically."""
     with atomic_path(destination) as temp:
         save(temp)
+
+
+def remove_abandoned(folders: Iterable[Path]) -> int:
+    """Delete, in `folders`, the temporary files that processes of this machine left when they
+    were killed mid-write; files of live processes and of other machines stay. How many went."""
+    removed = 0
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if _abandoned(path.name):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+    return removed
+
+
+def _abandoned(name: str) -> bool:
+    match = _OWNED.match(name)
+    return match is not None and match["host"] == _HOST and not _running(int(match["pid"]))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from adacode_cli.atomic import remove_abandoned
 from adacode_cli.cli.batch import WriteSettings, run_batch
 from adacode_cli.cli.interrupt import StopRequest
 from adacode_cli.cli.options import SharedOptions
@@ -49,6 +50,7 @@ def run_restoration(
     task = make_task(restorer.config)
     stop = StopRequest()
     plan = job.share(plan, overwrite=shared.overwrite)
+    remove_abandoned({target.parent for _, target in plan})
     reporter = Reporter(
         job.total, json_lines=shared.json_lines, quiet=shared.quiet or not job.is_main,
         verbose=shared.verbose, json_fields=job.json_fields(), count_finished=job.count_finished,

@@ -1,0 +1,135 @@
+"""One folder restored by two torchrun processes on the CPU, as a user runs it: real processes,
+real signals, a rank killed mid-job and the job resumed by running the same command again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adacode_cli.atomic import _HOST, TEMP_PREFIX, remove_abandoned
+from cli_restore_helpers import leftovers, noise, save_png, save_tiny_model
+from conftest import run_adacode
+from test_cli_scaleout import mixed_folder
+
+# torchrun gives each rank one thread; CPU results depend on the thread count (the order of
+# sums), so the single-process reference runs with one thread too.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def sr_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "model.safetensors", "sr", 2)
+
+
+def torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+            "2", "--monitor-interval", "0.1", "-m", "adacode_cli", *args]
+
+
+def restore_args(model: Path, output: str) -> list[str]:
+    return ["sr", "in", output, "--scale", "2", "-w", str(model), "--device", "cpu", "--json"]
+
+
+def records_of(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def test_two_ranks_restore_each_image_once_like_one_process(tmp_path, sr_model) -> None:
+    names = mixed_folder(tmp_path / "in")
+    reference = run_adacode(*restore_args(sr_model, "ref"), env=ONE_THREAD, cwd=tmp_path)
+    assert reference.returncode == 1, reference.stderr
+
+    ran = subprocess.run(torchrun(*restore_args(sr_model, "out")), cwd=tmp_path, text=True,
+                         capture_output=True, env={**os.environ, **ONE_THREAD}, timeout=300)
+
+    assert ran.returncode == 1, ran.stderr  # torchrun: a rank exited 1 (the bad file)
+    records = records_of(ran.stdout)
+    assert sorted(Path(str(r["input"])).name for r in records) == names  # each exactly once
+    assert {r["rank"] for r in records} == {0, 1}
+    assert [r["status"] for r in records].count("done") == len(names) - 1
+    written = sorted(path.name for path in (tmp_path / "out").iterdir())
+    assert written == sorted(path.name for path in (tmp_path / "ref").iterdir())
+    for name in written:
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
+    assert ran.stderr.count("summary:") == 1
+    assert "summary: 7 done, 0 skipped, 1 failed" in ran.stderr
+    assert ran.stderr.count("failed: in/bad.png") == 2  # when it failed, and in the summary
+    assert leftovers(tmp_path) == []
+
+
+def test_a_killed_rank_loses_nothing_and_a_rerun_finishes_the_rest(tmp_path, sr_model) -> None:
+    for index in range(12):
+        save_png(tmp_path / "in" / f"{index:02}.png", noise((48, 40, 3), seed=index))
+    command = torchrun(*restore_args(sr_model, "out"), "--tile", "16", "--batch-size", "1")
+    env = {**os.environ, **ONE_THREAD}
+    job = subprocess.Popen(command, cwd=tmp_path, text=True, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert job.stdout is not None
+    for line in job.stdout:  # kill rank 1 once it has written an image
+        if '"rank": 1' in line and '"done"' in line:
+            os.kill(rank_pid(job.pid, 1), signal.SIGKILL)
+            break
+    job.communicate(timeout=120)
+    assert job.returncode != 0
+    first = sorted(path.name for path in (tmp_path / "out").iterdir()
+                   if not path.name.startswith("."))
+    assert 1 <= len(first) < 12
+
+    rerun = subprocess.run(command, cwd=tmp_path, text=True, capture_output=True, env=env,
+                           timeout=300)
+
+    assert rerun.returncode == 0, rerun.stderr
+    records = records_of(rerun.stdout)
+    skipped = sorted(Path(str(r["output"])).name for r in records if r["status"] == "skipped")
+    done = [Path(str(r["output"])).name for r in records if r["status"] == "done"]
+    assert skipped == first
+    assert sorted(done + skipped) == [f"{index:02}.png" for index in range(12)]
+    assert f"summary: {len(done)} done, {len(first)} skipped, 0 failed" in rerun.stderr
+    reference = run_adacode(*restore_args(sr_model, "ref"), "--tile", "16", "--batch-size", "1",
+                            env=ONE_THREAD, cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+    for index in range(12):
+        name = f"{index:02}.png"
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
+    assert leftovers(tmp_path) == []
+
+
+def test_usage_error_exits_2_on_every_rank(tmp_path) -> None:
+    ran = subprocess.run(torchrun("sr", "missing-folder", "out"), cwd=tmp_path, text=True,
+                         capture_output=True, timeout=120, env={**os.environ, **ONE_THREAD})
+    assert ran.stderr.count("error: missing-folder: no such file or folder") == 2
+    assert "exitcode  : 2" in ran.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_leftovers_of_dead_processes_are_removed(tmp_path) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    dead = tmp_path / f"{TEMP_PREFIX}{finished.stdout.strip()}@{_HOST}@x1.png"
+    alive = tmp_path / f"{TEMP_PREFIX}{os.getpid()}@{_HOST}@x2.png"
+    elsewhere = tmp_path / f"{TEMP_PREFIX}{finished.stdout.strip()}@other-host@x3.png"
+    for path in (dead, alive, elsewhere):
+        path.write_bytes(b"partial")
+    assert remove_abandoned([tmp_path, tmp_path / "missing"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, elsewhere.name])
+
+
+def rank_pid(launcher: int, rank: int) -> int:
+    """The process id of the worker of `rank` that torchrun (`launcher`) started."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == launcher and f"RANK={rank}".encode() in environment:
+            return int(entry.name)
+    raise AssertionError(f"no rank {rank} under process {launcher}")
