@@ -69,7 +69,7 @@ def make_model(path: Path, quick: bool) -> None:
 def restore(work: Path, name: str, processes: int, threads: int, device: str,
             torchrun: bool) -> Run:
     """Run the CLI once into an empty folder; wall and batch seconds, per-image records."""
-    args = ["-m", "adacode_cli", "sr", "in", f"out-{name}", "--scale", "2",
+    args = ["-m", "adacode_cli", "sr", "in", "out-" + "-".join(name.split()), "--scale", "2",
             "-w", "model.safetensors", "--device", device, "--json"]
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
                 str(processes)] if torchrun else []

@@ -123,8 +123,8 @@ class ScaleoutJob:
     def _wait_for_ranks(
         self, show_finished: Callable[[int], None], *, patient: bool
     ) -> list[dict[str, Any]]:
-        """The outcomes every rank published; without `patience` only those that arrive within
-        a grace period (an interrupted job's ranks were all told to stop)."""
+        """The outcomes every rank published; unless `patient`, only those that arrive within a
+        grace period (the ranks of an interrupted job were all told to stop)."""
         keys = [f"outcomes/{rank}" for rank in range(self.placement.world_size)]
         deadline = time.monotonic() + INTERRUPTED_GRACE_SECONDS
         while not self._store.check(keys) and (patient or time.monotonic() < deadline):
