@@ -66,8 +66,8 @@ def test_bad_shard_is_a_usage_error(text: str) -> None:
 def test_placement_from_torchrun_environment() -> None:
     assert torchrun_placement({}) == Placement()
     assert torchrun_placement({"WORLD_SIZE": "1", "RANK": "0"}) == Placement()
-    assert torchrun_placement({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}) == Placement(
-        3, 4, 1, launched=True)
+    environment = {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}
+    assert torchrun_placement(environment) == Placement(3, 4, 1, 2, launched=True)
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])

@@ -27,11 +27,13 @@ PER_IMAGE_COST = 128 * 128
 
 @dataclass(frozen=True)
 class Placement:
-    """This process's rank among `world_size` processes; `launched` is True under torchrun."""
+    """This process's rank among `world_size` processes, and among the `local_world_size` of
+    its machine; `launched` is True under torchrun."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1
     launched: bool = False
 
 
@@ -41,7 +43,13 @@ def torchrun_placement(environ: Mapping[str, str] | None = None) -> Placement:
     world = int(env.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Placement()
-    return Placement(int(env["RANK"]), world, int(env.get("LOCAL_RANK", "0")), launched=True)
+    return Placement(
+        rank=int(env["RANK"]),
+        world_size=world,
+        local_rank=int(env.get("LOCAL_RANK", "0")),
+        local_world_size=int(env.get("LOCAL_WORLD_SIZE", "1")),
+        launched=True,
+    )
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -139,23 +139,24 @@ def join_job(shard_text: str | None, device: str) -> ScaleoutJob:
     shard = parse_shard(shard_text)
     placement = torchrun_placement()
     if placement.launched and device.strip().lower() in ("auto", "cuda"):
-        _use_local_gpu(placement.local_rank)
+        _use_local_gpu(placement)
     return ScaleoutJob(placement, shard)
 
 
-def _use_local_gpu(local_rank: int) -> None:
-    """Make cuda:LOCAL_RANK the current device, which the engine's `auto` and `cuda` pick."""
+def _use_local_gpu(placement: Placement) -> None:
+    """Make cuda:LOCAL_RANK the current device, which the engine's `auto` and `cuda` pick.
+    More processes than GPUs on a machine is a usage error on every rank alike."""
     import torch
 
     if not torch.cuda.is_available():
         return
     count = torch.cuda.device_count()
-    if local_rank >= count:
+    if placement.local_world_size > count:
         raise AdaCodeError(
-            f"LOCAL_RANK {local_rank} but this machine has {count} CUDA device(s): "
-            f"start at most {count} processes per node (--nproc-per-node)"
+            f"{placement.local_world_size} processes on this machine but {count} CUDA "
+            f"device(s): use --nproc-per-node {count} (or --device cuda:N to share one GPU)"
         )
-    torch.cuda.set_device(local_rank)
+    torch.cuda.set_device(placement.local_rank)
 
 
 def _job_store(placement: Placement) -> Any:
