@@ -17,20 +17,12 @@ from adacode_cli.cli.scaleout import (
 )
 from adacode_cli.errors import AdaCodeError
 from cli_restore_helpers import noise, run_cli, save_png, save_tiny_model
+from scaleout_helpers import mixed_folder
 
 
 @pytest.fixture(scope="module")
 def sr_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("model") / "model.safetensors", "sr", 2)
-
-
-def mixed_folder(folder: Path) -> list[str]:
-    """Images of very different sizes and one file that fails to decode; their names."""
-    sizes = [(8, 8), (40, 30), (12, 12), (56, 40), (10, 20), (16, 16), (24, 8)]
-    for index, (height, width) in enumerate(sizes):
-        save_png(folder / f"img{index}.png", noise((height, width, 3), seed=index))
-    (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    return sorted(path.name for path in folder.iterdir())
 
 
 def test_shares_cover_every_item_once_and_balance_the_cost() -> None:

@@ -15,8 +15,8 @@ from PIL import Image
 
 from adacode_cli.atomic import _HOST, TEMP_PREFIX, remove_abandoned
 from cli_restore_helpers import leftovers, noise, save_png, save_tiny_model
-from conftest import run_adacode
-from test_cli_scaleout import mixed_folder
+from process_helpers import run_adacode
+from scaleout_helpers import mixed_folder
 
 # torchrun gives each rank one thread; CPU results depend on the thread count (the order of
 # sums), so the single-process reference runs with one thread too.
