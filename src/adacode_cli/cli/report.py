@@ -153,7 +153,9 @@ class Reporter:
             self.say(self._line(outcome))
 
     def show_finished(self, count: int) -> None:
-        """Show `count` images finished (the progress bar counts the whole job)."""
+        """Show `count` images finished (in a job of many processes, by all of them; a count
+        read earlier never moves the display back)."""
+        count = max(count, self._finished)
         self._finished = count
         if self.progress is not None and self._images is not None:
             self.progress.update(self._images, completed=count)

@@ -61,11 +61,16 @@ def run_restoration(
                      f"precision {restorer.precision}")
     settings = WriteSettings(shared.quality, shared.overwrite, shared.save_weight_map)
     started = time.perf_counter()
-    with stop.catching_ctrl_c(), sigterm_as_interrupt(job), reporter:
+    with (
+        stop.catching_ctrl_c(),
+        sigterm_as_interrupt(job),
+        reporter,
+        job.live_progress(reporter.show_finished),
+    ):
         outcomes = run_batch(plan, task=task, restorer=restorer, settings=settings,
                              reporter=reporter, should_stop=stop)
         interrupted = stop() or any(outcome.status == INTERRUPTED for outcome in outcomes)
-        outcomes, interrupted = job.gather(outcomes, interrupted, reporter.show_finished)
+        outcomes, interrupted = job.gather(outcomes, interrupted)
     reporter.summary(outcomes, time.perf_counter() - started, interrupted=interrupted)
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)

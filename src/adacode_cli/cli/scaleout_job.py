@@ -41,7 +41,7 @@ Plan = list[tuple[Path, Path]]
 
 # Rank 0 may read many headers before the others get their shares.
 SETUP_TIMEOUT = timedelta(hours=1)
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.25
 # An interrupted rank 0 waits this long for the other ranks' outcomes (they got the signal too).
 INTERRUPTED_GRACE_SECONDS = 5.0
 
@@ -97,14 +97,34 @@ class ScaleoutJob:
             return self._finished
         return int(self._store.add("finished", 1))
 
+    @contextlib.contextmanager
+    def live_progress(self, show_finished: Callable[[int], None]) -> Iterator[None]:
+        """On rank 0 of a torchrun job, keep the job's finished count on display, also while
+        rank 0 itself is busy with a large image (a thread reads the store's count)."""
+        if self._store is None or not self.is_main:
+            yield
+            return
+        store = self._store.clone()  # a connection of the thread's own
+        finished = threading.Event()
+
+        def poll() -> None:
+            with contextlib.suppress(RuntimeError):  # the store is gone: the job is ending
+                while not finished.wait(POLL_SECONDS):
+                    show_finished(int(store.add("finished", 0)))
+
+        thread = threading.Thread(target=poll, name="adacode-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            finished.set()
+            thread.join()
+
     def gather(
-        self,
-        outcomes: list[ImageOutcome],
-        interrupted: bool,
-        show_finished: Callable[[int], None],
+        self, outcomes: list[ImageOutcome], interrupted: bool
     ) -> tuple[list[ImageOutcome], bool]:
         """Every rank's outcomes on rank 0 (others get their own back) and whether the job was
-        interrupted; rank 0 keeps `show_finished` current while it waits for the others."""
+        interrupted."""
         if self._store is None:
             return outcomes, interrupted
         rank = self.placement.rank
@@ -113,22 +133,19 @@ class ScaleoutJob:
                                                         "outcomes": records}))
         if not self.is_main:
             return outcomes, interrupted
-        published = self._wait_for_ranks(show_finished, patient=not interrupted)
+        published = self._wait_for_ranks(patient=not interrupted)
         per_rank = [[outcome_from_record(record) for record in entry["outcomes"]]
                     for entry in published]
         missing = self.placement.world_size - len(published)
         job_interrupted = missing > 0 or any(entry["interrupted"] for entry in published)
         return merge_outcomes(per_rank), job_interrupted
 
-    def _wait_for_ranks(
-        self, show_finished: Callable[[int], None], *, patient: bool
-    ) -> list[dict[str, Any]]:
+    def _wait_for_ranks(self, *, patient: bool) -> list[dict[str, Any]]:
         """The outcomes every rank published; unless `patient`, only those that arrive within a
         grace period (the ranks of an interrupted job were all told to stop)."""
         keys = [f"outcomes/{rank}" for rank in range(self.placement.world_size)]
         deadline = time.monotonic() + INTERRUPTED_GRACE_SECONDS
         while not self._store.check(keys) and (patient or time.monotonic() < deadline):
-            show_finished(int(self._store.add("finished", 0)))
             time.sleep(POLL_SECONDS)
         return [json.loads(self._store.get(key)) for key in keys if self._store.check([key])]
 
