@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,33 @@ def test_a_killed_rank_loses_nothing_and_a_rerun_finishes_the_rest(tmp_path, sr_
             written.load()
             assert written.size == (80, 96)
     assert leftovers(tmp_path) == []
+
+
+def test_two_machines_end_together_with_the_jobs_exit_code(tmp_path, sr_model) -> None:
+    """Two torchrun launchers meeting at a rendezvous, as on two machines: a failed image on
+    one rank fails both, and neither launcher waits for the other's success."""
+    names = mixed_folder(tmp_path / "in")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
+               "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+               "--rdzv-id", "two-machines", "-m", "adacode_cli", *restore_args(sr_model, "out")]
+    machines = [subprocess.Popen(command, cwd=tmp_path, text=True, env={**os.environ, **ONE_THREAD},
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for _ in range(2)]
+    try:
+        ran = [machine.communicate(timeout=200) for machine in machines]
+    finally:
+        for machine in machines:
+            if machine.poll() is None:
+                machine.kill()
+
+    assert [machine.returncode for machine in machines] == [1, 1]
+    records = records_of(ran[0][0] + ran[1][0])
+    assert sorted(Path(str(r["input"])).name for r in records) == names
+    assert {r["rank"] for r in records} == {0, 1}
+    assert sum(errors.count("summary: 7 done, 0 skipped, 1 failed") for _, errors in ran) == 1
 
 
 def test_usage_error_exits_2_on_every_rank(tmp_path) -> None:

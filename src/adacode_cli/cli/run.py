@@ -16,7 +16,7 @@ from adacode_cli.atomic import remove_abandoned
 from adacode_cli.cli.batch import WriteSettings, run_batch
 from adacode_cli.cli.interrupt import StopRequest
 from adacode_cli.cli.options import SharedOptions
-from adacode_cli.cli.report import FAILED, INTERRUPTED, Reporter
+from adacode_cli.cli.report import INTERRUPTED, Reporter
 from adacode_cli.cli.scaleout_job import join_job, sigterm_as_interrupt
 from adacode_cli.cli.tasks import Task
 from adacode_cli.engine.restorer import RestoreOptions, Restorer
@@ -70,11 +70,11 @@ def run_restoration(
         outcomes = run_batch(plan, task=task, restorer=restorer, settings=settings,
                              reporter=reporter, should_stop=stop)
         interrupted = stop() or any(outcome.status == INTERRUPTED for outcome in outcomes)
-        outcomes, interrupted = job.gather(outcomes, interrupted)
-    reporter.summary(outcomes, time.perf_counter() - started, interrupted=interrupted)
-    if interrupted:
+        result = job.gather(outcomes, interrupted)
+    reporter.summary(result.outcomes, time.perf_counter() - started, interrupted=result.interrupted)
+    if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
-    if any(outcome.status == FAILED for outcome in outcomes):
+    if result.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
 
 

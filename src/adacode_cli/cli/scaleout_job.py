@@ -18,12 +18,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from adacode_cli.cli.report import ImageOutcome
+from adacode_cli.cli.report import FAILED, ImageOutcome
 from adacode_cli.cli.scaleout import (
     Placement,
     balanced_shares,
@@ -44,6 +45,16 @@ SETUP_TIMEOUT = timedelta(hours=1)
 POLL_SECONDS = 0.25
 # An interrupted rank 0 waits this long for the other ranks' outcomes (they got the signal too).
 INTERRUPTED_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class JobResult:
+    """What a process reports and exits with: the outcomes it shows (rank 0: the whole job's)
+    and whether the job was interrupted or had a failed image."""
+
+    outcomes: list[ImageOutcome]
+    interrupted: bool
+    failed: bool
 
 
 class ScaleoutJob:
@@ -120,30 +131,38 @@ class ScaleoutJob:
             finished.set()
             thread.join()
 
-    def gather(
-        self, outcomes: list[ImageOutcome], interrupted: bool
-    ) -> tuple[list[ImageOutcome], bool]:
-        """Every rank's outcomes on rank 0 (others get their own back) and whether the job was
-        interrupted."""
+    def gather(self, outcomes: list[ImageOutcome], interrupted: bool) -> JobResult:
+        """The job's result: on rank 0 every rank's outcomes, elsewhere this rank's own, and on
+        every rank the job's interrupted and failed flags, so that all exit with its code
+        (torchrun holds a node that succeeded until the others do; a failed image on one node
+        must fail them all)."""
+        failed = any(outcome.status == FAILED for outcome in outcomes)
         if self._store is None:
-            return outcomes, interrupted
-        rank = self.placement.rank
+            return JobResult(outcomes, interrupted, failed)
         records = [outcome_record(outcome) for outcome in outcomes]
-        self._store.set(f"outcomes/{rank}", json.dumps({"interrupted": interrupted,
-                                                        "outcomes": records}))
-        if not self.is_main:
-            return outcomes, interrupted
-        published = self._wait_for_ranks(patient=not interrupted)
-        per_rank = [[outcome_from_record(record) for record in entry["outcomes"]]
-                    for entry in published]
-        missing = self.placement.world_size - len(published)
-        job_interrupted = missing > 0 or any(entry["interrupted"] for entry in published)
-        return merge_outcomes(per_rank), job_interrupted
-
-    def _wait_for_ranks(self, *, patient: bool) -> list[dict[str, Any]]:
-        """The outcomes every rank published; unless `patient`, only those that arrive within a
-        grace period (the ranks of an interrupted job were all told to stop)."""
+        self._store.set(f"outcomes/{self.placement.rank}",
+                        json.dumps({"interrupted": interrupted, "outcomes": records}))
+        if not self.is_main:  # rank 0 publishes the verdict once it has read every outcome
+            verdict = self._wait_for(["verdict"], patient=not interrupted)
+            if not verdict:
+                return JobResult(outcomes, True, failed)
+            return JobResult(outcomes, verdict[0]["interrupted"], verdict[0]["failed"])
         keys = [f"outcomes/{rank}" for rank in range(self.placement.world_size)]
+        published = self._wait_for(keys, patient=not interrupted)
+        merged = merge_outcomes([[outcome_from_record(record) for record in entry["outcomes"]]
+                                 for entry in published])
+        result = JobResult(
+            merged,
+            len(published) < len(keys) or any(entry["interrupted"] for entry in published),
+            any(outcome.status == FAILED for outcome in merged),
+        )
+        verdict = {"interrupted": result.interrupted, "failed": result.failed}
+        self._store.set("verdict", json.dumps(verdict))
+        return result
+
+    def _wait_for(self, keys: list[str], *, patient: bool) -> list[dict[str, Any]]:
+        """The values of `keys` once all are set; unless `patient`, only those set within a
+        grace period (the ranks of an interrupted job were all told to stop)."""
         deadline = time.monotonic() + INTERRUPTED_GRACE_SECONDS
         while not self._store.check(keys) and (patient or time.monotonic() < deadline):
             time.sleep(POLL_SECONDS)
