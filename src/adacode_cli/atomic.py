@@ -81,8 +81,8 @@ def remove_abandoned(folders: Iterable[Path]) -> int:
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            if _abandoned(path.name):
-                with contextlib.suppress(FileNotFoundError):
+            if _abandoned(path.name) and path.is_file():
+                with contextlib.suppress(OSError):  # gone already, or not ours to remove
                     path.unlink()
                     removed += 1
     return removed
