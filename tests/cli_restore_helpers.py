@@ -72,3 +72,10 @@ def png_header(path: Path) -> tuple[int, int, int, int]:
 def leftovers(folder: Path) -> list[Path]:
     """Temporary files our atomic writes would leave behind if they were not cleaned up."""
     return [path for path in folder.rglob("*") if path.name.startswith(TEMP_PREFIX)]
+
+
+def touch_image(path: Path) -> Path:
+    """A tiny valid PNG at `path` (folders created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (2, 2)).save(path, format="PNG")
+    return path

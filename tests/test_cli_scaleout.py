@@ -16,6 +16,7 @@ from adacode_cli.cli.scaleout import (
     torchrun_placement,
 )
 from adacode_cli.errors import AdaCodeError
+from adacode_cli.images.outputs import PlannedImage
 from cli_restore_helpers import noise, run_cli, save_png, save_tiny_model
 from scaleout_helpers import mixed_folder
 
@@ -42,8 +43,9 @@ def test_costs_come_from_headers_and_skip_existing_outputs(tmp_path: Path) -> No
     (tmp_path / "broken.png").write_bytes(b"garbage")
     done = tmp_path / "out.png"
     done.write_bytes(b"exists")
-    plan = [(big, tmp_path / "a.png"), (tmp_path / "broken.png", tmp_path / "b.png"),
-            (big, done)]
+    plan = [PlannedImage(big, tmp_path / "a.png"),
+            PlannedImage(tmp_path / "broken.png", tmp_path / "b.png"),
+            PlannedImage(big, done, existing=(done,))]
     assert job_costs(plan, skip_existing=True) == [
         3000 + PER_IMAGE_COST, PER_IMAGE_COST, 0]
     assert job_costs(plan, skip_existing=False)[2] == 3000 + PER_IMAGE_COST
@@ -78,10 +80,10 @@ def test_shards_cover_the_folder_exactly_once(tmp_path, capsys, sr_model, count)
         name for name in names if name != "bad.png"]
 
 
-def test_shard_usage_error_exits_2_before_loading(tmp_path, capsys) -> None:
+def test_shard_usage_error_exits_2_before_any_work(tmp_path, capsys, sr_model) -> None:
     mixed_folder(tmp_path / "in")
     ran = run_cli(capsys, "sr", str(tmp_path / "in"), str(tmp_path / "out"), "--shard", "3/2",
-                  "-w", str(tmp_path / "missing.safetensors"))
+                  "-w", str(sr_model))
     assert ran.code == 2
     assert "--shard 3/2" in ran.stderr
     assert not (tmp_path / "out").exists()

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from adacode_cli.atomic import _HOST, TEMP_PREFIX, remove_abandoned
 from cli_restore_helpers import leftovers, noise, save_png, save_tiny_model
 from process_helpers import run_adacode
 from scaleout_helpers import mixed_folder
@@ -133,18 +132,6 @@ def test_usage_error_exits_2_on_every_rank(tmp_path) -> None:
     assert ran.stderr.count("error: missing-folder: no such file or folder") == 2
     assert "exitcode  : 2" in ran.stderr
     assert not (tmp_path / "out").exists()
-
-
-def test_leftovers_of_dead_processes_are_removed(tmp_path) -> None:
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True)
-    dead = tmp_path / f"{TEMP_PREFIX}{finished.stdout.strip()}@{_HOST}@x1.png"
-    alive = tmp_path / f"{TEMP_PREFIX}{os.getpid()}@{_HOST}@x2.png"
-    elsewhere = tmp_path / f"{TEMP_PREFIX}{finished.stdout.strip()}@other-host@x3.png"
-    for path in (dead, alive, elsewhere):
-        path.write_bytes(b"partial")
-    assert remove_abandoned([tmp_path, tmp_path / "missing"]) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, elsewhere.name])
 
 
 def rank_pid(launcher: int, rank: int) -> int:

@@ -1,4 +1,9 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never a partial one."""
+"""Atomic file writes: a reader sees the old file or the complete new one, never a partial one.
+
+Temporary files are named `.adacode-tmp-<host>-<pid>-<random>`: when a process is killed before
+it can remove its temporary file, the next run in that folder (`remove_stale_temporaries`)
+knows whose it was and removes it only if that process is gone, never one still being written.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,12 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 TEMP_PREFIX = ".adacode-tmp-"
-# Temporary names carry their writer, `.adacode-tmp-<pid>@<host>@<random><suffix>`, so a later
-# run can tell the leftover of a killed process (SIGKILL, out of memory) from a file that a
-# live process is still writing.
-_HOST = socket.gethostname().replace("@", "_")
-_OWNED = re.compile(re.escape(TEMP_PREFIX) + r"(?P<pid>\d+)@(?P<host>[^@]*)@")
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+_OWNER = re.compile(re.escape(TEMP_PREFIX) + r"([A-Za-z0-9]*)-(\d+)-")
 
 
 def _read_umask() -> int:
@@ -39,7 +41,7 @@ def atomic_path(destination: str | os.PathLike[str], suffix: str = "") -> Iterat
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(
-        prefix=f"{TEMP_PREFIX}{os.getpid()}@{_HOST}@",
+        prefix=f"{TEMP_PREFIX}{_HOST}-{os.getpid()}-",
         suffix=suffix or destination.suffix,
         dir=destination.parent,
     )
@@ -68,36 +70,38 @@ def atomic_write_text(destination: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_save(destination: str | os.PathLike[str], save: Callable[[Path], None]) -> None:
-    """Call `save(temp_path)` and move the result to `destination` atomically."""
+    """Call `save(temp_path)` and move the result to `destination` atomically.
+
+    Writers that replace the file instead of filling it (safetensors does) would bring back
+    a private 0600 mode, so the umask-derived mode is applied again after `save`.
+    """
     with atomic_path(destination) as temp:
         save(temp)
+        os.chmod(temp, DEFAULT_FILE_MODE)
 
 
-def remove_abandoned(folders: Iterable[Path]) -> int:
-    """Delete, in `folders`, the temporary files that processes of this machine left when they
-    were killed mid-write; files of live processes and of other machines stay. How many went."""
-    removed = 0
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for path in folder.iterdir():
-            if _abandoned(path.name) and path.is_file():
-                with contextlib.suppress(OSError):  # gone already, or not ours to remove
-                    path.unlink()
-                    removed += 1
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files in `folder` left by processes of this host that no longer
+    run (killed mid-write); those of live processes and of other hosts are left alone."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            owner = _OWNER.match(entry.name)
+            if owner is None or owner[1] != _HOST or _is_running(int(owner[2])):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
     return removed
 
 
-def _abandoned(name: str) -> bool:
-    match = _OWNED.match(name)
-    return match is not None and match["host"] == _HOST and not _running(int(match["pid"]))
-
-
-def _running(pid: int) -> bool:
+def _is_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # alive, another user's
+    except OSError:  # exists, owned by another user
         return True
     return True

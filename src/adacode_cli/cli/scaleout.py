@@ -19,6 +19,7 @@ from typing import Any
 
 from adacode_cli.cli.report import ImageOutcome
 from adacode_cli.errors import AdaCodeError
+from adacode_cli.images.outputs import PlannedImage
 
 # What an image costs besides its pixels (decode, encode, a network call, Python overhead),
 # in pixels: about a 128 x 128 image; a file whose header cannot be read costs only this.
@@ -94,19 +95,17 @@ def pixel_cost(path: Path) -> int:
     return width * height + PER_IMAGE_COST
 
 
-def job_costs(plan: Sequence[tuple[Path, Path]], *, skip_existing: bool) -> list[int]:
-    """The cost of each (input, output) pair; an output that exists costs nothing when the
-    batch will skip it (`skip_existing`)."""
+def job_costs(plan: Sequence[PlannedImage], *, skip_existing: bool) -> list[int]:
+    """The cost of each planned image; one whose files exist costs nothing when the batch will
+    skip it (`skip_existing`)."""
     return [
-        0 if skip_existing and target.exists() else pixel_cost(source)
-        for source, target in plan
+        0 if skip_existing and planned.existing else pixel_cost(planned.source)
+        for planned in plan
     ]
 
 
-def shard_of_plan(
-    plan: list[tuple[Path, Path]], shard: tuple[int, int]
-) -> list[tuple[Path, Path]]:
-    """The pairs `--shard K/N` restores. Costs ignore existing outputs: array tasks start at
+def shard_of_plan(plan: list[PlannedImage], shard: tuple[int, int]) -> list[PlannedImage]:
+    """The images `--shard K/N` restores. Costs ignore existing outputs: array tasks start at
     different times, and the split must not depend on what the others have already written."""
     number, count = shard
     share = balanced_shares(job_costs(plan, skip_existing=False), count)[number - 1]
@@ -123,6 +122,7 @@ def outcome_record(outcome: ImageOutcome) -> dict[str, Any]:
         "error": outcome.error,
         "measures": outcome.measures,
         "output_pixels": outcome.output_pixels,
+        "reason": outcome.reason,
     }
 
 
@@ -137,6 +137,7 @@ def outcome_from_record(record: Mapping[str, Any]) -> ImageOutcome:
         error=record["error"],
         measures=dict(record["measures"]),
         output_pixels=record["output_pixels"],
+        reason=record["reason"],
     )
 
 

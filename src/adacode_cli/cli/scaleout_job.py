@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -37,8 +36,8 @@ from adacode_cli.cli.scaleout import (
     torchrun_placement,
 )
 from adacode_cli.errors import AdaCodeError
-
-Plan = list[tuple[Path, Path]]
+from adacode_cli.images.inputs import Skipped
+from adacode_cli.images.outputs import PlannedImage
 
 # Rank 0 may read many headers before the others get their shares.
 SETUP_TIMEOUT = timedelta(hours=1)
@@ -81,13 +80,17 @@ class ScaleoutJob:
             fields["shard"] = f"{self.shard[0]}/{self.shard[1]}"
         return fields
 
-    def share(self, plan: Plan, *, overwrite: bool) -> Plan:
-        """The (input, output) pairs this process restores, in input order."""
+    def share(
+        self, plan: list[PlannedImage], skipped: list[Skipped], *, overwrite: bool
+    ) -> tuple[list[PlannedImage], list[Skipped]]:
+        """The images this process restores, in input order, and the skipped entries it
+        reports (all of them on the first share, none elsewhere)."""
         if self.shard is not None:
             plan = shard_of_plan(plan, self.shard)
-        self.total = len(plan)
+            skipped = skipped if self.shard[0] == 1 else []
+        self.total = len(plan) + len(skipped)
         if not self.placement.launched:
-            return plan
+            return plan, skipped
         self._store = _job_store(self.placement)
         if self.is_main:
             costs = job_costs(plan, skip_existing=not overwrite)
@@ -99,7 +102,8 @@ class ScaleoutJob:
                 f"rank {self.placement.rank} sees {len(plan)} images, rank 0 saw "
                 f"{published['images']}: every node must see the same input folder"
             )
-        return [plan[index] for index in published["shares"][self.placement.rank]]
+        mine = [plan[index] for index in published["shares"][self.placement.rank]]
+        return mine, skipped if self.is_main else []
 
     def count_finished(self) -> int:
         """Count one finished image; the number finished in the whole job so far."""
