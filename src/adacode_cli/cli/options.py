@@ -62,6 +62,7 @@ class SharedOptions:
     overwrite: bool
     recursive: bool
     save_weight_map: bool
+    shard: str | None
     json_lines: bool
     quiet: bool
     verbose: bool
@@ -124,6 +125,10 @@ _DECLARATIONS: Declarations = {
         False, "--save-weight-map", panel=OUTPUT_PANEL,
         help="Also write each output's codebook weight map, colour-coded, as "
         "<stem>-weights.png.")),
+    "shard": (str | None, _option(
+        None, "--shard", metavar="K/N", panel=OUTPUT_PANEL,
+        help="Restore only share K of N (1 <= K <= N), balanced by pixel count: one task of a "
+        "job array. Under torchrun each rank already takes its share.")),
     "json_lines": (bool, _option(
         False, "--json", panel=DISPLAY_PANEL,
         help="One JSON object per image on stdout (input, output, status, seconds, error); "

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -46,8 +47,10 @@ class ImageOutcome:
     output_pixels: int = 0
     reason: str | None = None  # why it was skipped
 
-    def as_json(self) -> str:
+    def as_json(self, **extra: object) -> str:
+        """One JSON object; `extra` fields (a rank, a shard) come first."""
         record = {
+            **extra,
             "input": str(self.input),
             "output": None if self.output is None else str(self.output),
             "status": self.status,
@@ -67,8 +70,21 @@ class Reporter:
     the moment its file is written): a lock keeps the reports whole and in order.
     """
 
-    def __init__(self, total: int, *, json_lines: bool, quiet: bool, verbose: bool) -> None:
+    def __init__(
+        self,
+        total: int,
+        *,
+        json_lines: bool,
+        quiet: bool,
+        verbose: bool,
+        json_fields: dict[str, object] | None = None,
+        count_finished: Callable[[], int] | None = None,
+    ) -> None:
+        """`json_fields` go into every JSON line; `count_finished` counts one finished image
+        and returns how many are finished (in a job of many processes, all of them)."""
         self.total = total
+        self.json_fields = json_fields or {}
+        self._count_finished = count_finished
         self.json_lines = json_lines
         self.quiet = quiet
         self.verbose = verbose
@@ -147,7 +163,8 @@ class Reporter:
     def finish_image(self, outcome: ImageOutcome, failure: BaseException | None = None) -> None:
         """Report one image: a line for people, a JSON object, or a failure on stderr."""
         with self._lock:
-            self._finished += 1
+            self._finished = max(self._finished + 1 if self._count_finished is None
+                                 else self._count_finished(), self._finished)
             if outcome.status == SKIPPED:
                 self._skipped += 1
             else:
@@ -155,6 +172,13 @@ class Reporter:
                 self._current_fraction = 0.0
             self._show_eta()
             self._report(outcome, failure)
+
+    def show_finished(self, count: int) -> None:
+        """Show `count` images finished (in a job of many processes, by all of them; a count
+        read earlier never moves the display back)."""
+        with self._lock:
+            self._finished = max(count, self._finished)
+            self._show_eta()
 
     def _show_eta(self) -> None:
         if self.progress is not None and self._images is not None:
@@ -166,7 +190,7 @@ class Reporter:
         for warning in outcome.warnings:
             self.warn(warning)
         if self.json_lines:
-            print(outcome.as_json(), flush=True)
+            _write_line(outcome.as_json(**self.json_fields))
         if outcome.status == FAILED:
             if failure is not None and self.verbose:
                 self._print(self.errors, "".join(traceback.format_exception(failure)).rstrip())
@@ -239,6 +263,13 @@ def _duration(seconds: float) -> str:
     minutes, rest = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
+
+
+def _write_line(text: str) -> None:
+    """`text` and its newline in one write, so lines from many processes sharing stdout never
+    interleave inside a line."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def _rounded(value: float | None) -> float | None:

@@ -74,13 +74,19 @@ def run_restoration(
         plan = prepare_run(task_name, input_spec, output, shared, side_inputs,
                            scale=scale if scale is not None or shared.weights else default_scale,
                            should_stop=early)
+        from adacode_cli.cli.scaleout_job import join_job, sigterm_as_interrupt
+
+        job = join_job(shared.shard, shared.device)
         restorer = load_restorer(plan.weights, task_name, scale, shared)
     from adacode_cli.cli.batch import WriteSettings, run_batch
-    from adacode_cli.cli.report import FAILED, INTERRUPTED, Reporter
+    from adacode_cli.cli.report import INTERRUPTED, Reporter
 
     task = make_task(restorer.config)
-    reporter = Reporter(len(plan.images) + len(plan.skipped), json_lines=shared.json_lines,
-                        quiet=shared.quiet, verbose=shared.verbose)
+    images, skipped = job.share(plan.images, plan.skipped, overwrite=shared.overwrite)
+    reporter = Reporter(
+        job.total, json_lines=shared.json_lines, quiet=shared.quiet or not job.is_main,
+        verbose=shared.verbose, json_fields=job.json_fields(), count_finished=job.count_finished,
+    )
     if shared.verbose:
         config = restorer.config
         reporter.say(f"model: {config.task} x{config.scale}, device {restorer.device}, "
@@ -88,14 +94,15 @@ def run_restoration(
     settings = WriteSettings(shared.quality, shared.overwrite, shared.save_weight_map)
     started = time.perf_counter()
     stop = StopRequest(notice=STOP_NOTICE, grace=STOP_GRACE_SECONDS)
-    with stop, reporter:
-        outcomes = run_batch(plan.images, skipped=plan.skipped, task=task, restorer=restorer,
+    with stop, sigterm_as_interrupt(job), reporter, job.live_progress(reporter.show_finished):
+        outcomes = run_batch(images, skipped=skipped, task=task, restorer=restorer,
                              settings=settings, reporter=reporter, should_stop=stop)
-    interrupted = stop() or any(outcome.status == INTERRUPTED for outcome in outcomes)
-    reporter.summary(outcomes, time.perf_counter() - started, interrupted=interrupted)
-    if interrupted:
+        interrupted = stop() or any(outcome.status == INTERRUPTED for outcome in outcomes)
+        result = job.gather(outcomes, interrupted)
+    reporter.summary(result.outcomes, time.perf_counter() - started, interrupted=result.interrupted)
+    if result.interrupted:
         raise typer.Exit(ExitCode.INTERRUPTED)
-    if any(outcome.status == FAILED for outcome in outcomes):
+    if result.failed:
         raise typer.Exit(ExitCode.SOME_FAILED)
 
 
