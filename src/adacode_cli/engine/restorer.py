@@ -202,16 +202,17 @@ class Restorer:
 
     def _memory_profile(self) -> memory.MemoryProfile:
         """The cost measured on a CUDA device itself, else (or when that runs out of memory)
-        counted on the meta device; once per restorer."""
+        counted on the meta device; both kept in the profile cache between runs."""
         if self._profile is None and self.device.type == "cuda":
             try:
-                self._profile = memory.measure_on_device(
-                    self.network, self.config, self.device, self.executor.precision_context
+                self._profile = memory.device_profile(
+                    self.network, self.config, self.device, self.dtype,
+                    self.executor.precision_context,
                 )
             except torch.OutOfMemoryError:
                 torch.cuda.empty_cache()
         if self._profile is None:
-            self._profile = memory.profile(self.config, self.dtype)
+            self._profile = memory.profile(self.config, self.dtype, self.device.type)
         return self._profile
 
     def _budget(self, height: int, width: int) -> Budget:
