@@ -181,8 +181,7 @@ def measure_on_device(
     """The straight-through cost measured on a CUDA device itself: the allocator's peak for two
     tile sizes, fitted as fixed + per-pixel bytes. The meta-device count misses what only the
     real run allocates there (cuDNN workspaces of tensor-core convolutions, autocast's fp32
-    residual streams): fp16 needed 2.7x the counted bytes (sr-x2, H200). Resets the device's peak
-    memory statistics."""
+    residual streams). Resets the device's peak memory statistics."""
     points = []
     for steps in CALIBRATION_STEPS:
         side = steps * config.pad_multiple
