@@ -43,6 +43,8 @@ class Variant:
     device: str = "cpu"
     precision: str = "fp32"
     tile: int = 0
+    tile_overlap: int | None = None  # None: the engine's default
+    statistics: str = "auto"
     batch: int = 1
     channels_last: bool = False
     threads: int = 0
@@ -194,6 +196,7 @@ def _engine_runner(network: AdaCodeNet, variant: Variant) -> Runner:
     options = RestoreOptions(
         device=variant.device, precision=variant.precision,
         tile=None if variant.mode == "auto" else variant.tile,
+        tile_overlap=variant.tile_overlap, statistics=variant.statistics,
         batch_size=variant.batch, channels_last=variant.channels_last,
         memory_limit=variant.memory_limit,
     )
