@@ -3,6 +3,7 @@
     python benchmarks/cpu.py                      # sr-x2, sr-x4, inpaint; a few minutes
     python benchmarks/cpu.py --tasks sr-x4 --memory-probe --json results.json
     python benchmarks/cpu.py --tasks sr-x2 --size 480 --tile-compare   # tiles side by side
+    python benchmarks/cpu.py --tasks sr-x4 --size 256 --spill-probe      # exact statistics on disk
 
 For every task it measures, each in a fresh subprocess (so peak RSS is the variant's own):
 the reference path (our modules run like the official code: explicit attention, fp32, whole
@@ -15,6 +16,9 @@ tiling (240 px tiles with 16 px of context, so 272 px computed, padded to the al
 the engine with exact image-wide statistics at `--tile 240` (its default overlap), and the
 engine at the official tiling's computed tile side with the same 2 x 16 px of context, exact
 and with per-tile statistics (the same tiles without the statistics passes).
+`--spill-probe` runs the same exact-statistics tiles (128 px) twice: with no memory limit
+(activations parked in RAM) and under `--spill-limit-gb` (default 2), where they spill to disk;
+the PSNR of the second against the first shows the spilled output is the in-memory one.
 `--memory-probe` adds a 2000 x 2000 input at x4 under a 3 GB memory limit with automatic
 tiling, stopped after two tile batches (its peak is reached by then).
 Weights are random (seed 0) on the full-size official architecture.
@@ -104,6 +108,17 @@ def tile_variants(task: str, size: int, threads: int) -> list[Variant]:
     ]
 
 
+def spill_variants(task: str, size: int, threads: int, limit_gb: float) -> list[Variant]:
+    """Exact statistics parked in RAM, then under a limit that spills them to disk."""
+    return [
+        Variant(task, "engine exact fp32, tile 128, in memory", size, "engine", "tiled",
+                tile=128, threads=threads),
+        Variant(task, f"engine exact fp32, tile 128, {limit_gb:g} GB limit (spilled)", size,
+                "engine", "tiled", tile=128, threads=threads,
+                memory_limit=int(limit_gb * 2**30)),
+    ]
+
+
 def memory_probe(threads: int) -> Variant:
     return Variant("sr-x4", "engine auto fp32, 2000 px, 3 GB limit", 2000, "engine", "auto",
                    memory_limit=3 * 2**30, stop_after_batches=2, threads=threads)
@@ -138,6 +153,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--quick", action="store_true", help="skip the channels-last variants")
     parser.add_argument("--memory-probe", action="store_true")
+    parser.add_argument("--spill-probe", action="store_true",
+                        help="exact statistics in RAM vs spilled to disk under a limit")
+    parser.add_argument("--spill-limit-gb", type=float, default=2.0)
     parser.add_argument("--tile-compare", action="store_true",
                         help="only tiled runs: official per-tile tiling vs engine tiles")
     parser.add_argument("--json", default="benchmark-cpu.json")
@@ -153,8 +171,12 @@ def main() -> None:
         for task in args.tasks.split(","):
             size = args.size or DEFAULT_SIZES[task]
             reference = None
-            chosen = (tile_variants(task, size, args.threads) if args.tile_compare
-                      else variants(task, size, args.threads, args.quick))
+            if args.spill_probe:
+                chosen = spill_variants(task, size, args.threads, args.spill_limit_gb)
+            elif args.tile_compare:
+                chosen = tile_variants(task, size, args.threads)
+            else:
+                chosen = variants(task, size, args.threads, args.quick)
             for variant in chosen:
                 measurement, image = measure_in_subprocess(__file__, variant, Path(workdir),
                                                            args.image)

@@ -140,3 +140,18 @@ def test_every_phase_stops_at_its_next_check(phase: str, spill_root: Path) -> No
     total_convs = sum(isinstance(m, torch.nn.Conv2d) for m in restorer.network.modules())
     assert len(steps) < requested[0] + total_convs // 2
     assert not _spill_folders(spill_root)
+
+
+def test_a_stop_inside_a_swin_stack_is_honoured_before_the_next_swin_block() -> None:
+    """A Swin stack is one step of the graph and runs long on large images: the stop request
+    is checked before each of its blocks."""
+    from adacode_cli.model.swin import SwinBlock
+
+    restorer = tiny_restorer("sr", 2, tile=0)
+    started: list[int] = []
+    for module in restorer.network.modules():
+        if isinstance(module, SwinBlock):
+            module.register_forward_pre_hook(lambda module, args: started.append(1))
+    with pytest.raises(RestoreInterrupted):
+        restorer.restore(photo_like(64, 64), should_stop=lambda: bool(started))
+    assert len(started) == 1

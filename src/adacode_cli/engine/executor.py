@@ -29,9 +29,10 @@ from adacode_cli.engine.tiling import Tile
 from adacode_cli.model.layers import Statistics, given_statistics
 from adacode_cli.model.networks import AdaCodeNet
 from adacode_cli.model.padding import flip_pad
+from adacode_cli.model.swin import SwinBlock
 
 Emit = Callable[[list[Tile], Registers], None]
-Tick = Callable[[float], None]
+Tick = Callable[[float | None], None]  # fraction done (None: unchanged); may raise to stop
 KnownStatistics = dict[torch.nn.Module, Statistics]
 
 
@@ -52,6 +53,7 @@ class TileExecutor:
     """Runs one network on tile batches of a padded image on one device."""
 
     def __init__(self, network: AdaCodeNet, device: torch.device, precision: Precision) -> None:
+        self.network = network
         self.device = device
         self.precision = precision
         self.steps: list[Step] = network_steps(network)
@@ -62,15 +64,26 @@ class TileExecutor:
         return self.precision.applied(self.device)
 
     @contextmanager
-    def running(self, statistics: KnownStatistics) -> Iterator[None]:
-        with torch.inference_mode(), self.precision_context(), given_statistics(statistics):
-            yield
+    def running(self, statistics: KnownStatistics, tick: Tick) -> Iterator[None]:
+        """Inference with `statistics` given to the norms, and `tick(None)` (a stop check)
+        before every Swin block: a Swin stack is one step of the graph, and on a large image
+        it runs for many seconds."""
+        blocks = [m for m in self.network.modules() if isinstance(m, SwinBlock)]
+        hooks = [block.register_forward_pre_hook(lambda module, args: tick(None))
+                 for block in blocks]
+        try:
+            with torch.inference_mode(), self.precision_context(), \
+                    given_statistics(statistics):
+                yield
+        finally:
+            for hook in hooks:
+                hook.remove()
 
     def run_whole(self, x: torch.Tensor, multiple: int, channels_last: bool, tick: Tick
                   ) -> Registers:
         """All steps on the whole image `x`, padded to `multiple` on the device, calling `tick`
         between steps (a stop request is honoured within one step)."""
-        with self.running({}):
+        with self.running({}, tick):
             regs = {"h": flip_pad(self._on_device(x, channels_last), multiple)}
             for index, step in enumerate(self.steps):
                 run_steps([step], regs)
@@ -106,7 +119,7 @@ class TileExecutor:
         batches = run.batches
         total = len(batches) * (len(layered) + (1 if emit is not None else 0))
         done = 0
-        with self.running(statistics), parking_lot(
+        with self.running(statistics, tick), parking_lot(
             run.parking if layered else "device", self.device, self.precision.dtype,
             run.spill_bytes,
         ) as lot:

@@ -133,12 +133,16 @@ class _Progress:
         if self.should_stop is not None and self.should_stop():
             raise RestoreInterrupted("restore stopped on request")
 
-    def counter(self, total: int) -> Callable[[float], None]:
-        """A tick for a run of `total` tiles: reports progress, then checks the stop request."""
+    def counter(self, total: int) -> Callable[[float | None], None]:
+        """A tick for a run of `total` tiles: reports the fraction done (None: no change),
+        then checks the stop request."""
         reported = -1
 
-        def tick(fraction: float) -> None:
+        def tick(fraction: float | None) -> None:
             nonlocal reported
+            if fraction is None:
+                self.check()
+                return
             done = min(total, math.floor(fraction * total + 1e-9))
             if self.on_progress is not None and done != reported:
                 reported = done
