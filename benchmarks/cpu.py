@@ -100,9 +100,9 @@ def tile_variants(task: str, size: int, threads: int) -> list[Variant]:
         Variant(task, "reference tiled fp32", size, "reference", "tiled", threads=threads),
         Variant(task, f"engine exact fp32, tile {OFFICIAL_TILE}", size, "engine", "tiled",
                 tile=OFFICIAL_TILE, threads=threads),
-        Variant(task, f"engine exact fp32, tile {computed}/{context}", size, "engine", "tiled",
-                tile=computed, tile_overlap=context, threads=threads),
-        Variant(task, f"engine per-tile fp32, tile {computed}/{context}", size, "engine",
+        Variant(task, f"engine exact fp32, tile {computed} overlap {context}", size, "engine",
+                "tiled", tile=computed, tile_overlap=context, threads=threads),
+        Variant(task, f"engine per-tile fp32, tile {computed} overlap {context}", size, "engine",
                 "tiled", tile=computed, tile_overlap=context, statistics="tile",
                 threads=threads),
     ]
@@ -153,6 +153,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--quick", action="store_true", help="skip the channels-last variants")
     parser.add_argument("--memory-probe", action="store_true")
+    parser.add_argument("--only", default=None,
+                        help="run only the variants whose names contain one of these "
+                             "comma-separated words")
     parser.add_argument("--spill-probe", action="store_true",
                         help="exact statistics in RAM vs spilled to disk under a limit")
     parser.add_argument("--spill-limit-gb", type=float, default=2.0)
@@ -177,6 +180,9 @@ def main() -> None:
                 chosen = tile_variants(task, size, args.threads)
             else:
                 chosen = variants(task, size, args.threads, args.quick)
+            if args.only:
+                words = args.only.split(",")
+                chosen = [v for v in chosen if any(word in v.name for word in words)]
             for variant in chosen:
                 measurement, image = measure_in_subprocess(__file__, variant, Path(workdir),
                                                            args.image)

@@ -242,7 +242,8 @@ def child_main(spec: str, output: str, image_path: str | None, count_flops: bool
 def measure_in_subprocess(
     script: str, variant: Variant, workdir: Path, image_path: str | None, count_flops: bool = False
 ) -> tuple[Measurement, np.ndarray]:
-    output = workdir / f"{variant.task}-{variant.name}.npy"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in variant.name)
+    output = workdir / f"{variant.task}-{safe}.npy"
     command = [sys.executable, script, "--child", json.dumps(asdict(variant)), "--output",
                str(output)]
     if image_path:
