@@ -137,7 +137,7 @@ def report(measurements: list[Measurement]) -> str:
         rows.append([
             v.task, v.name, str(v.size), str(m.tiles),
             f"{m.seconds_per_megapixel:.1f}" if v.stop_after_batches is None else "-",
-            f"{ratio:.2f}x" if timed else "-",
+            f"{ratio:.2f}x" if timed and base else "-",
             f"{m.peak_rss_mb:.0f}",
             "ref" if m.psnr_db is None else f"{m.psnr_db:.1f} dB",
         ])
