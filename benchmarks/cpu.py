@@ -2,6 +2,8 @@
 
     python benchmarks/cpu.py                      # sr-x2, sr-x4, inpaint; a few minutes
     python benchmarks/cpu.py --tasks sr-x4 --memory-probe --json results.json
+    python benchmarks/cpu.py --tasks sr-x2 --size 480 --tile-compare   # tiles side by side
+    python benchmarks/cpu.py --tasks sr-x4 --size 256 --spill-probe      # exact statistics on disk
 
 For every task it measures, each in a fresh subprocess (so peak RSS is the variant's own):
 the reference path (our modules run like the official code: explicit attention, fp32, whole
@@ -9,6 +11,14 @@ image, and the official 240 px per-tile tiling one tile at a time), and the engi
 tiled at fp32 and bf16, with and without channels-last. It prints seconds per output megapixel,
 the speed ratio against the reference of the same kind (whole vs whole, tiled vs tiled), peak
 RSS, and the PSNR of every output against the fp32 reference whole-image output.
+`--tile-compare` measures only tiled runs side by side on the same image: the official per-tile
+tiling (240 px tiles with 16 px of context, so 272 px computed, padded to the alignment),
+the engine with exact image-wide statistics at `--tile 240` (its default overlap), and the
+engine at the official tiling's computed tile side with the same 2 x 16 px of context, exact
+and with per-tile statistics (the same tiles without the statistics passes).
+`--spill-probe` runs the same exact-statistics tiles (128 px) twice: with no memory limit
+(activations parked in RAM) and under `--spill-limit-gb` (default 2), where they spill to disk;
+the PSNR of the second against the first shows the spilled output is the in-memory one.
 `--memory-probe` adds a 2000 x 2000 input at x4 under a 3 GB memory limit with automatic
 tiling, stopped after two tile batches (its peak is reached by then).
 Weights are random (seed 0) on the full-size official architecture.
@@ -27,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    OFFICIAL_PAD,
     OFFICIAL_TILE,
     TASKS,
     Measurement,
@@ -73,6 +84,41 @@ def variants(task: str, size: int, threads: int, quick: bool) -> list[Variant]:
     return result
 
 
+def official_computed_tile(task: str) -> int:
+    """The side the official tiling computes for an inner tile: 240 px plus 16 px of context on
+    each side, padded by the official rule."""
+    kind, scale = TASKS[task]
+    config = AdaCodeConfig.official(kind, scale)  # type: ignore[arg-type]
+    return padded_size(OFFICIAL_TILE + 2 * OFFICIAL_PAD, config.pad_multiple)
+
+
+def tile_variants(task: str, size: int, threads: int) -> list[Variant]:
+    """Tiled runs only, side by side: official per-tile tiling against the engine's tiles."""
+    computed = official_computed_tile(task)
+    context = 2 * OFFICIAL_PAD
+    return [
+        Variant(task, "reference tiled fp32", size, "reference", "tiled", threads=threads),
+        Variant(task, f"engine exact fp32, tile {OFFICIAL_TILE}", size, "engine", "tiled",
+                tile=OFFICIAL_TILE, threads=threads),
+        Variant(task, f"engine exact fp32, tile {computed} overlap {context}", size, "engine",
+                "tiled", tile=computed, tile_overlap=context, threads=threads),
+        Variant(task, f"engine per-tile fp32, tile {computed} overlap {context}", size, "engine",
+                "tiled", tile=computed, tile_overlap=context, statistics="tile",
+                threads=threads),
+    ]
+
+
+def spill_variants(task: str, size: int, threads: int, limit_gb: float) -> list[Variant]:
+    """Exact statistics parked in RAM, then under a limit that spills them to disk."""
+    return [
+        Variant(task, "engine exact fp32, tile 128, in memory", size, "engine", "tiled",
+                tile=128, threads=threads),
+        Variant(task, f"engine exact fp32, tile 128, {limit_gb:g} GB limit (spilled)", size,
+                "engine", "tiled", tile=128, threads=threads,
+                memory_limit=int(limit_gb * 2**30)),
+    ]
+
+
 def memory_probe(threads: int) -> Variant:
     return Variant("sr-x4", "engine auto fp32, 2000 px, 3 GB limit", 2000, "engine", "auto",
                    memory_limit=3 * 2**30, stop_after_batches=2, threads=threads)
@@ -80,7 +126,7 @@ def memory_probe(threads: int) -> Variant:
 
 def report(measurements: list[Measurement]) -> str:
     rows = [["task", "variant", "px", "tiles", "s/MP out", "speed vs ref", "peak RSS MB",
-             "PSNR vs fp32 whole"]]
+             "PSNR vs first row"]]
     references = {(m.variant.task, m.variant.mode): m for m in measurements
                   if m.variant.path == "reference"}
     for m in measurements:
@@ -91,7 +137,7 @@ def report(measurements: list[Measurement]) -> str:
         rows.append([
             v.task, v.name, str(v.size), str(m.tiles),
             f"{m.seconds_per_megapixel:.1f}" if v.stop_after_batches is None else "-",
-            f"{ratio:.2f}x" if timed else "-",
+            f"{ratio:.2f}x" if timed and base else "-",
             f"{m.peak_rss_mb:.0f}",
             "ref" if m.psnr_db is None else f"{m.psnr_db:.1f} dB",
         ])
@@ -107,6 +153,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--quick", action="store_true", help="skip the channels-last variants")
     parser.add_argument("--memory-probe", action="store_true")
+    parser.add_argument("--only", default=None,
+                        help="run only the variants whose names contain one of these "
+                             "comma-separated words")
+    parser.add_argument("--spill-probe", action="store_true",
+                        help="exact statistics in RAM vs spilled to disk under a limit")
+    parser.add_argument("--spill-limit-gb", type=float, default=2.0)
+    parser.add_argument("--tile-compare", action="store_true",
+                        help="only tiled runs: official per-tile tiling vs engine tiles")
     parser.add_argument("--json", default="benchmark-cpu.json")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output", default=None, help=argparse.SUPPRESS)
@@ -120,7 +174,16 @@ def main() -> None:
         for task in args.tasks.split(","):
             size = args.size or DEFAULT_SIZES[task]
             reference = None
-            for variant in variants(task, size, args.threads, args.quick):
+            if args.spill_probe:
+                chosen = spill_variants(task, size, args.threads, args.spill_limit_gb)
+            elif args.tile_compare:
+                chosen = tile_variants(task, size, args.threads)
+            else:
+                chosen = variants(task, size, args.threads, args.quick)
+            if args.only:
+                words = args.only.split(",")
+                chosen = [v for v in chosen if any(word in v.name for word in words)]
+            for variant in chosen:
                 measurement, image = measure_in_subprocess(__file__, variant, Path(workdir),
                                                            args.image)
                 if reference is None:

@@ -43,6 +43,8 @@ class Variant:
     device: str = "cpu"
     precision: str = "fp32"
     tile: int = 0
+    tile_overlap: int | None = None  # None: the engine's default
+    statistics: str = "auto"
     batch: int = 1
     channels_last: bool = False
     threads: int = 0
@@ -194,6 +196,7 @@ def _engine_runner(network: AdaCodeNet, variant: Variant) -> Runner:
     options = RestoreOptions(
         device=variant.device, precision=variant.precision,
         tile=None if variant.mode == "auto" else variant.tile,
+        tile_overlap=variant.tile_overlap, statistics=variant.statistics,
         batch_size=variant.batch, channels_last=variant.channels_last,
         memory_limit=variant.memory_limit,
     )
@@ -239,7 +242,8 @@ def child_main(spec: str, output: str, image_path: str | None, count_flops: bool
 def measure_in_subprocess(
     script: str, variant: Variant, workdir: Path, image_path: str | None, count_flops: bool = False
 ) -> tuple[Measurement, np.ndarray]:
-    output = workdir / f"{variant.task}-{variant.name}.npy"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in variant.name)
+    output = workdir / f"{variant.task}-{safe}.npy"
     command = [sys.executable, script, "--child", json.dumps(asdict(variant)), "--output",
                str(output)]
     if image_path:

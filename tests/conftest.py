@@ -27,3 +27,12 @@ def make_official_pth(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_root(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep what runs store in the cache root (memory profiles) out of the user's cache folder;
+    tests that need their own root set ADACODE_HOME again."""
+    if "ADACODE_HOME" not in os.environ:
+        monkeypatch.setenv("ADACODE_HOME", str(tmp_path_factory.getbasetemp() / "cache-root"))

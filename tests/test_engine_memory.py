@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from adacode_cli.engine.memory import host_available_memory, profile
-from adacode_cli.engine.planner import Budget, choose_plan
+from adacode_cli.engine.planner import Budget, PlanInputs, choose_plan
 from adacode_cli.model.config import AdaCodeConfig
 
 
@@ -20,21 +20,23 @@ def test_costs_are_measured_per_model_and_precision() -> None:
     assert 1.5e9 < x4.stream_bytes(272 * 272) < 2.5e9
 
 
-def test_statistics_degrade_from_exact_to_estimated_only_when_memory_runs_short() -> None:
+def test_exact_statistics_spill_to_disk_and_estimate_only_when_asked() -> None:
     config = AdaCodeConfig.official("sr", 4)
     costs = profile(config, torch.float32)
     segments = len(costs.parked) + 1
 
-    def plan(budget: int):
-        return choose_plan(config, costs, (1040, 1040), Budget(budget, budget, True), tile=None,
-                           overlap=32, batch=None, statistics="auto",
-                           device=torch.device("cpu"), segments=segments)
+    def plan(budget: int, statistics: str = "auto"):
+        inputs = PlanInputs(config, costs, (1040, 1040), Budget(budget, budget, True), 32, None,
+                            statistics, torch.device("cpu"), segments)
+        return choose_plan(inputs, None)
 
-    roomy, tight = plan(20 * 2**30), plan(3 * 2**30)
+    roomy, tight, estimated = plan(20 * 2**30), plan(3 * 2**30), plan(3 * 2**30, "estimate")
     assert roomy.tile is not None and roomy.exact_segments == segments - 1
-    assert roomy.estimate_scale is None
-    assert tight.tile is not None and tight.tile < roomy.tile
-    assert tight.exact_segments < segments - 1 and tight.estimate_scale is not None
+    assert roomy.estimate_scale is None and roomy.parking == "device"
+    assert tight.exact_segments == segments - 1 and tight.parking == "disk"
+    assert tight.spill_bytes >= costs.parked_bytes(1040 * 1040, segments - 1)
+    assert estimated.tile is not None and estimated.tile < roomy.tile
+    assert estimated.exact_segments < segments - 1 and estimated.estimate_scale is not None
 
 
 def test_available_host_memory_is_plausible() -> None:

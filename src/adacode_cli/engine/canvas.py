@@ -14,6 +14,9 @@ import numpy as np
 import torch
 
 from adacode_cli.engine.tiling import Axis, Tile, TileGrid
+from adacode_cli.model.config import AdaCodeConfig
+
+Registers = dict[str, torch.Tensor]
 
 
 def _ramp(length: int) -> torch.Tensor:
@@ -111,3 +114,30 @@ class WeightCanvas:
         self.map[:, top:bottom, left:right] = weight[
             :, local_top : local_top + bottom - top, local_left : local_left + right - left
         ].float().numpy()
+
+
+class TileOutputs:
+    """Where the tiles of one restore go: the blended image and, if asked, the weight map."""
+
+    def __init__(self, grid: TileGrid, config: AdaCodeConfig, height: int, width: int,
+                 dtype: np.dtype, with_weight_map: bool) -> None:
+        scale, factor = config.scale, config.latent_factor
+        self.canvas = BlendCanvas(grid, scale, height * scale, width * scale, dtype)
+        self.weights = None
+        if with_weight_map and config.stage != "vqgan":
+            self.weights = WeightCanvas(config.num_codebooks, -(-height // factor),
+                                        -(-width // factor), factor)
+
+    def emit(self, batch: list[Tile], regs: Registers) -> None:
+        """Take one batch's final registers: `h` (images) and `weight` (codebook weights)."""
+        images = regs["h"].float().cpu()
+        for index, tile in enumerate(batch):
+            self.canvas.add(tile, images[index])
+        if self.weights is not None:
+            maps = regs["weight"].float().cpu()
+            for index, tile in enumerate(batch):
+                self.weights.add(tile, maps[index])
+
+    @property
+    def weight_map(self) -> np.ndarray | None:
+        return None if self.weights is None else self.weights.map

@@ -16,13 +16,21 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
-def resolve_device(spec: str) -> torch.device:
-    """Parse `auto`, `cpu`, `cuda`, `cuda:N` or `mps` into a device that exists here."""
+def resolve_device(
+    spec: str, *, auto_mps: bool = True, cuda_index: int | None = None
+) -> torch.device:
+    """Parse `auto`, `cpu`, `cuda`, `cuda:N` or `mps` into a device that exists here.
+
+    `auto` is CUDA, then (with `auto_mps`) Apple MPS, then the CPU; a bare `cuda` (and `auto` on
+    CUDA) is GPU `cuda_index`, by default the current one. Training passes its local rank and
+    leaves MPS to an explicit `mps`.
+    """
     spec = spec.strip().lower()
     if spec == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("mps") if _mps_available() else torch.device("cpu")
+            spec = "cuda"
+        else:
+            return torch.device("mps") if auto_mps and _mps_available() else torch.device("cpu")
     if spec == "cpu":
         return torch.device("cpu")
     if spec == "mps":
@@ -32,7 +40,8 @@ def resolve_device(spec: str) -> torch.device:
     if spec == "cuda" or spec.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise DeviceError(f"device {spec} requested but CUDA is not available")
-        index_text = spec.partition(":")[2] or str(torch.cuda.current_device())
+        default = torch.cuda.current_device() if cuda_index is None else cuda_index
+        index_text = spec.partition(":")[2] or str(default)
         if not index_text.isdigit() or int(index_text) >= torch.cuda.device_count():
             raise DeviceError(
                 f"device {spec} does not exist ({torch.cuda.device_count()} CUDA device(s))"

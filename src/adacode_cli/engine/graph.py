@@ -5,7 +5,8 @@ all tiles got there (the statistics of a norm depend on every pixel of its input
 network into steps that each start with at most one norm, and keeping each tile's live tensors in
 registers between steps, lets the executor run the network layer by layer across the tiles with
 exact statistics, or straight through tile by tile. The steps call the network's own modules in
-the order of `AdaCodeNet.forward`; tests/test_engine_graph.py proves them equal.
+the order of `AdaCodeNet.forward`, and its own `quantize_and_fuse` and `skips_into` where the
+forward pass is more than a chain of modules; tests/test_engine_graph.py proves them equal.
 """
 
 from __future__ import annotations
@@ -87,23 +88,13 @@ def _copy(source: str, target: str) -> Step:
 
 
 def _quantize_and_fuse(network: AdaCodeNet) -> Step:
-    """Codebook lookups and their weighted fusion (no norms): `feature0` -> `h`, `weight`."""
+    """The network's own `quantize_and_fuse` (no norms): `feature0` -> `h`, `weight`."""
 
     def run(regs: Registers) -> None:
-        latent = regs["feature0"]
-        after = [
-            after_conv(quantizer(before(latent)).quantized)
-            for before, quantizer, after_conv in zip(
-                network.before_quant_group, network.quantize_group, network.after_quant_group,
-                strict=True,
-            )
-        ]
-        if network.config.stage == "vqgan":
-            regs["h"] = after[0]
-            return
-        weight = network.weight_predictor(latent)
-        regs["weight"] = weight
-        regs["h"] = torch.sum(torch.stack(after).transpose(0, 1) * weight.unsqueeze(2), dim=1)
+        codes = network.quantize_and_fuse(regs["feature0"])
+        regs["h"] = codes.fused
+        if codes.weight is not None:
+            regs["weight"] = codes.weight
 
     writes = ("h",) if network.config.stage == "vqgan" else ("h", "weight")
     return Step("quantize", run, ("feature0",), writes)
@@ -129,9 +120,8 @@ def network_steps(network: AdaCodeNet) -> list[Step]:
         if index >= first_feature:
             steps.append(_copy("h", f"feature{index - first_feature}"))
     steps.append(_quantize_and_fuse(network))
-    residual = network.config.stage == "restore" and network.config.use_residual
     for index, decoder in enumerate(network.decoder_group):
-        if index > 0 and residual:
+        if network.skips_into(index):
             steps.append(_add_feature(index))
         steps += _sequence(f"decoder.{index}", decoder.block)
     steps.append(_apply("out_conv", network.out_conv))

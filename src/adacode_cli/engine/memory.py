@@ -22,6 +22,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from adacode_cli.engine import profile_cache
 from adacode_cli.engine.graph import network_steps, run_steps, segments
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import build_network
@@ -76,14 +77,6 @@ class _LiveBytes(TorchDispatchMode):
             del self._refs[key]
 
 
-def _unique_bytes(tensors: list[torch.Tensor]) -> int:
-    seen: dict[int, int] = {}
-    for tensor in tensors:
-        storage = tensor.untyped_storage()
-        seen[storage._cdata] = storage.nbytes()
-    return sum(seen.values())
-
-
 @dataclass(frozen=True)
 class MemoryProfile:
     """Activation bytes per padded input pixel of one network at one precision."""
@@ -100,6 +93,15 @@ class MemoryProfile:
         """The most pixels a straight-through batch may have within `budget` bytes."""
         return max(0, int((budget - self.fixed) / (self.stream * self.slack)))
 
+    def to_record(self) -> dict[str, Any]:
+        return {"stream": self.stream, "parked": list(self.parked), "fixed": self.fixed,
+                "slack": self.slack}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> MemoryProfile:
+        return cls(float(record["stream"]), tuple(float(v) for v in record["parked"]),
+                   int(record["fixed"]), float(record["slack"]))
+
     def parked_bytes(self, pixels: int, segments: int) -> int:
         """Registers parked for `pixels` of tiles while the first `segments` run layered."""
         if segments == 0:
@@ -108,8 +110,17 @@ class MemoryProfile:
 
 
 @functools.lru_cache(maxsize=16)
-def profile(config: AdaCodeConfig, dtype: torch.dtype) -> MemoryProfile:
-    """Measure `config` at `dtype` on a tile of four alignment steps (exact: costs scale with area
+def profile(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu") -> MemoryProfile:
+    """The counted cost of `config` at `dtype` for a `device_type` device: measured once per
+    model, precision, device type and torch version, then read from the profile cache."""
+    key = profile_cache.profile_key(config, dtype, device_type)
+    return MemoryProfile.from_record(
+        profile_cache.cached(key, lambda: count_on_meta(config, dtype).to_record())
+    )
+
+
+def count_on_meta(config: AdaCodeConfig, dtype: torch.dtype) -> MemoryProfile:
+    """Count `config` at `dtype` on a tile of four alignment steps (exact: costs scale with area
     apart from a fixed part that this size already makes small)."""
     side = 4 * config.pad_multiple
     with torch.device("meta"):
@@ -125,15 +136,13 @@ def profile(config: AdaCodeConfig, dtype: torch.dtype) -> MemoryProfile:
     weights = 0
     if dtype != torch.float32:  # autocast keeps a cast copy of every weight while it runs
         weights = sum(p.numel() for p in network.parameters()) * dtype.itemsize
-    return MemoryProfile(tracker.peak / side**2, parked_registers(config),
+    return MemoryProfile(tracker.peak / side**2, parked_registers(config, dtype),
                          RUNTIME_OVERHEAD + weights)
 
 
-@functools.lru_cache(maxsize=16)
-def parked_registers(config: AdaCodeConfig) -> tuple[float, ...]:
-    """Bytes per padded input pixel kept after each layered segment but the last, priced at
-    fp32 for every precision: under autocast the residual streams stay fp32 (a 16-bit
-    convolution output added to an fp32 input is fp32)."""
+def parked_registers(config: AdaCodeConfig, dtype: torch.dtype) -> tuple[float, ...]:
+    """Bytes per padded input pixel kept after each layered segment but the last: registers
+    are parked in the compute precision (`dtype`), whatever autocast left them in."""
     side = 4 * config.pad_multiple
     with torch.device("meta"):
         network = build_network(config).eval()
@@ -143,7 +152,8 @@ def parked_registers(config: AdaCodeConfig) -> tuple[float, ...]:
         regs = {"h": torch.empty(1, 3, side, side, device="meta")}
         for segment in segments(steps)[:-1]:
             run_steps(segment, regs)
-            parked.append(_unique_bytes(list(regs.values())) / side**2)
+            elements = {value.untyped_storage()._cdata: value.numel() for value in regs.values()}
+            parked.append(sum(elements.values()) * dtype.itemsize / side**2)
     return tuple(parked)
 
 
@@ -153,15 +163,25 @@ CALIBRATION_STEPS = (6, 12)  # tile sides, in alignment steps, of the two measur
 CALIBRATION_SLACK = 1.25
 
 
+def device_profile(
+    network: torch.nn.Module, config: AdaCodeConfig, device: torch.device, dtype: torch.dtype,
+    precision: Callable[[], AbstractContextManager[None]],
+) -> MemoryProfile:
+    """`measure_on_device`, once per model, precision, device model and torch version."""
+    key = profile_cache.profile_key(config, dtype, torch.cuda.get_device_name(device))
+    return MemoryProfile.from_record(profile_cache.cached(
+        key, lambda: measure_on_device(network, config, device, dtype, precision).to_record()
+    ))
+
+
 def measure_on_device(
-    network: torch.nn.Module, config: AdaCodeConfig, device: torch.device,
+    network: torch.nn.Module, config: AdaCodeConfig, device: torch.device, dtype: torch.dtype,
     precision: Callable[[], AbstractContextManager[None]],
 ) -> MemoryProfile:
     """The straight-through cost measured on a CUDA device itself: the allocator's peak for two
     tile sizes, fitted as fixed + per-pixel bytes. The meta-device count misses what only the
     real run allocates there (cuDNN workspaces of tensor-core convolutions, autocast's fp32
-    residual streams): fp16 needed 2.7x the counted bytes (sr-x2, H200). Resets the device's peak
-    memory statistics."""
+    residual streams). Resets the device's peak memory statistics."""
     points = []
     for steps in CALIBRATION_STEPS:
         side = steps * config.pad_multiple
@@ -176,7 +196,8 @@ def measure_on_device(
     (small, small_peak), (large, large_peak) = points
     per_pixel = max((large_peak - small_peak) / (large - small), 1.0)
     fixed = max(0, int(small_peak - per_pixel * small))
-    return MemoryProfile(per_pixel, parked_registers(config), fixed, CALIBRATION_SLACK)
+    return MemoryProfile(per_pixel, parked_registers(config, dtype), fixed,
+                         CALIBRATION_SLACK)
 
 
 def available_memory(device: torch.device) -> int:

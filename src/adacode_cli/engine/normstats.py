@@ -2,21 +2,15 @@
 
 The whole-image network normalises every GroupNorm over the whole padded image; a tile on its own
 would normalise over itself, and neighbouring tiles then disagree in colour and contrast (the
-official tiling). `NormStatistics` plugs into `GroupNorm.statistics_override` and hands every
-norm its image-wide (mean, var). `CoreMoments` computes them from the tiles: each tile adds the
+official tiling). The executor hands every norm its image-wide (mean, var) through
+`layers.given_statistics`. `CoreMoments` computes them from the tiles: each tile adds the
 moments of its *core* (the part of the padded image it owns; cores partition the image), merged
 in float64 with Chan's rule so the result does not depend on how the image was cut.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
-from torch import nn
-
-from adacode_cli.model.layers import GroupNorm
 
 Box = tuple[int, int, int, int]
 
@@ -58,32 +52,3 @@ class CoreMoments:
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, biased var) per group as float32, like `nn.GroupNorm` computes them."""
         return self.mean.float(), (self.m2 / self.count).float()
-
-
-class NormStatistics:
-    """The (mean, var) every GroupNorm of a network uses; a norm without one falls back to the
-    tile's own statistics (the official tiling behaviour)."""
-
-    def __init__(self, network: nn.Module) -> None:
-        self.norms = [m for m in network.modules() if isinstance(m, GroupNorm)]
-        self.values: dict[GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    @contextmanager
-    def attached(self) -> Iterator[NormStatistics]:
-        """Route every GroupNorm of the network through these statistics while inside."""
-        for norm in self.norms:
-            norm.statistics_override = self
-        try:
-            yield self
-        finally:
-            for norm in self.norms:
-                norm.statistics_override = None
-
-    def __call__(
-        self, module: GroupNorm, x: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        known = self.values.get(module)
-        if known is None:
-            return None
-        mean, var = known
-        return mean.to(x.device), var.to(x.device)

@@ -3,9 +3,10 @@ the network's GroupNorm statistics can be measured exactly in the memory there i
 
 Memory costs come from `memory.profile` (bytes per padded input pixel, measured per model and
 precision). The whole image runs when it fits. Otherwise tiles get as large as the budget allows
-(larger tiles waste less compute on overlaps), and the layered statistics pass measures the
-statistics of as many norms as its parked registers allow; norms beyond that use statistics
-measured on a downscaled copy small enough to be measured exactly.
+(larger tiles waste less compute on overlaps), and the layered statistics passes measure every
+norm's statistics exactly, with the registers parked on the compute device when they fit there,
+else in host RAM, else spilled to disk. Only the explicit `estimate` mode trades exactness for
+memory: norms whose registers do not fit use statistics measured on a downscaled copy.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from adacode_cli.engine.memory import MemoryProfile
+from adacode_cli.engine.tiling import tile_count
 from adacode_cli.model.config import AdaCodeConfig
 
 MAX_AUTO_BATCH = 8
@@ -32,15 +34,78 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class PlanInputs:
+    """Everything a plan for one image depends on, apart from the tile side being tried."""
+
+    config: AdaCodeConfig
+    profile: MemoryProfile
+    padded: tuple[int, int]  # padded input (height, width)
+    budget: Budget
+    overlap: int
+    batch: int | None  # None: automatic
+    statistics: str  # auto | exact | estimate | tile
+    device: torch.device
+    segments: int  # layered segments of the network's step graph
+
+    @property
+    def exact(self) -> int:
+        """Segments run layered when every norm gets exact image-wide statistics."""
+        return self.segments - 1
+
+
+@dataclass(frozen=True)
 class Plan:
-    """How one padded image runs."""
+    """How one padded image runs; built by `whole` or `tiled`."""
 
     tile: int | None  # tile side in input px; None: the whole image in one piece
-    batch: int
-    exact_segments: int  # segments run layered with exact statistics
-    estimate_scale: float | None  # downscale of the copy the other norms are measured on
-    per_tile_statistics: bool  # the official behaviour: every tile normalises itself
-    park_on_device: bool = True  # parked registers stay on the accelerator (else host RAM)
+    batch: int = 1
+    exact_segments: int = 0  # segments run layered with exact statistics
+    estimate_scale: float | None = None  # downscale of the copy the other norms are measured on
+    per_tile_statistics: bool = False  # the official behaviour: every tile normalises itself
+    parking: str = "device"  # where layered registers wait: device | host | disk
+    spill_bytes: int = 0  # disk space for registers parked on disk
+
+    @classmethod
+    def whole(cls) -> Plan:
+        return cls(None)
+
+    @classmethod
+    def tiled(cls, inputs: PlanInputs, side: int) -> Plan:
+        """The plan for tiles of `side` input pixels: exact statistics with registers parked
+        on the device, else in host RAM, else on disk (or, in `estimate` mode, the norms that
+        do not fit use statistics measured on a downscaled copy)."""
+        height, width = inputs.padded
+        if side >= max(height, width):
+            return cls.whole()
+        profile, budget = inputs.profile, inputs.budget
+        size = _batch_size(inputs, side)
+        if inputs.statistics == "tile":
+            return cls(side, size, per_tile_statistics=True)
+        working = profile.stream_bytes(side * side * size)
+        covered = tile_pixels(height, width, side, inputs.overlap)
+        parked = profile.parked_bytes(covered, inputs.exact)
+        if parked <= (budget.host if budget.shared else budget.device) - working:
+            return cls(side, size, inputs.exact)
+        room = budget.host - (working if budget.shared else 0)
+        if parked <= room:
+            return cls(side, size, inputs.exact, parking="host")
+        if inputs.statistics != "estimate":
+            return cls(side, size, inputs.exact, parking="disk", spill_bytes=2 * parked)
+        exact = inputs.exact
+        while exact > 0 and profile.parked_bytes(covered, exact) > room:
+            exact -= 1
+        scale = min(0.9, math.sqrt(max(room, 0) / max(parked, 1)))
+        return cls(side, size, exact, max(scale, MIN_ESTIMATE_SCALE), parking="host")
+
+
+def _batch_size(inputs: PlanInputs, side: int) -> int:
+    """The tiles per batch: as asked; automatic on CUDA: as many as fit, up to MAX_AUTO_BATCH."""
+    if inputs.batch is not None or inputs.device.type != "cuda":
+        return inputs.batch or 1
+    height, width = inputs.padded
+    count = tile_count(height, side, inputs.overlap) * tile_count(width, side, inputs.overlap)
+    fitting = inputs.profile.stream_pixels(inputs.budget.device) // (side * side)
+    return max(1, min(MAX_AUTO_BATCH, count, fitting))
 
 
 def default_overlap(config: AdaCodeConfig) -> int:
@@ -48,16 +113,10 @@ def default_overlap(config: AdaCodeConfig) -> int:
     return 2 * config.pad_multiple
 
 
-def tile_pixels(height: int, width: int, tile: int, overlap: int, align: int) -> int:
+def tile_pixels(height: int, width: int, tile: int, overlap: int) -> int:
     """Padded-input pixels covered by all tiles of a grid, overlaps counted twice."""
-
-    def count(size: int) -> int:
-        if size <= tile:
-            return 1
-        return math.ceil((size - overlap) / (tile - overlap))
-
     side = min(tile, height), min(tile, width)
-    return count(height) * count(width) * side[0] * side[1]
+    return tile_count(height, tile, overlap) * tile_count(width, tile, overlap) * side[0] * side[1]
 
 
 def largest_tile(profile: MemoryProfile, budget: int, batch: int, align: int) -> int:
@@ -66,96 +125,41 @@ def largest_tile(profile: MemoryProfile, budget: int, batch: int, align: int) ->
     return max(align, side // align * align)
 
 
-def choose_plan(
-    config: AdaCodeConfig,
-    profile: MemoryProfile,
-    padded: tuple[int, int],
-    budget: Budget,
-    *,
-    tile: int | None,
-    overlap: int,
-    batch: int | None,
-    statistics: str,
-    device: torch.device,
-    segments: int,
-) -> Plan:
-    """Pick a plan for a padded (height, width) input; `tile`/`batch` None mean automatic.
+def smallest_tile(config: AdaCodeConfig, overlap: int) -> int:
+    """The smallest tile side a grid allows: one alignment step beyond the overlap."""
+    return overlap + config.pad_multiple
+
+
+def choose_plan(inputs: PlanInputs, tile: int | None) -> Plan:
+    """Pick a plan; `tile` None means automatic, 0 the whole image.
 
     Automatic tiles try sizes from the largest that fits downwards until the exact statistics
-    fit beside them (on the accelerator when there is one); when none does, the largest tile
-    parks its registers in host RAM, and on the CPU, where tiles and registers share the RAM,
-    tiles take half the memory and the statistics measured on a downscaled copy the other half.
+    fit beside them on the compute device; when none does, the largest tile parks its
+    registers in host RAM or on disk. In `estimate` mode on the CPU, where tiles and registers
+    share the RAM, tiles then take half the memory and statistics measured on a downscaled copy
+    the other half.
     """
-    height, width = padded
-    align = config.pad_multiple
+    height, width = inputs.padded
+    profile, budget = inputs.profile, inputs.budget
+    align = inputs.config.pad_multiple
     if tile == 0 or (tile is None and profile.stream_bytes(height * width) <= budget.device):
-        return Plan(None, 1, 0, None, False)
-
-    def tiled(side: int) -> Plan:
-        return _tiled(config, profile, padded, budget, side, overlap, batch, statistics, device,
-                      segments)
-
-    smallest = overlap + align
+        return Plan.whole()
+    smallest = smallest_tile(inputs.config, inputs.overlap)
     if tile is not None:
-        return tiled(max(tile // align * align, smallest))
+        return Plan.tiled(inputs, max(tile // align * align, smallest))
     side = max(largest_tile(profile, budget.device, 1, align), smallest)
-    first = candidate = tiled(side)
-    floor = max(4 * overlap, smallest)
-    while candidate.tile is not None and not _satisfied(candidate, segments, statistics):
+    first = candidate = Plan.tiled(inputs, side)
+    floor = max(4 * inputs.overlap, smallest)
+    while candidate.tile is not None and not _satisfied(candidate, inputs.statistics):
         side = (side * 3 // 4) // align * align
         if side < floor:
-            # smaller tiles free room for registers only where both share one memory (CPU)
-            if first.exact_segments == segments - 1 or not budget.shared:
+            if first.estimate_scale is None or not budget.shared:
                 return first
-            return tiled(max(largest_tile(profile, budget.device // 2, 1, align), smallest))
-        candidate = tiled(side)
+            half = largest_tile(profile, budget.device // 2, 1, align)
+            return Plan.tiled(inputs, max(half, smallest))
+        candidate = Plan.tiled(inputs, side)
     return candidate
 
 
-def _satisfied(plan: Plan, segments: int, statistics: str) -> bool:
-    if statistics == "tile":
-        return True
-    return plan.exact_segments == segments - 1 and plan.park_on_device
-
-
-def _tiled(
-    config: AdaCodeConfig,
-    profile: MemoryProfile,
-    padded: tuple[int, int],
-    budget: Budget,
-    side: int,
-    overlap: int,
-    batch: int | None,
-    statistics: str,
-    device: torch.device,
-    segments: int,
-) -> Plan:
-    """The plan for tiles of `side` input pixels."""
-    height, width = padded
-    align = config.pad_multiple
-    if side >= max(height, width):
-        return Plan(None, 1, 0, None, False)
-    count = tile_pixels(height, width, side, overlap, align) // (
-        min(side, height) * min(side, width)
-    )
-    size = batch or 1
-    if batch is None and device.type == "cuda":
-        size = max(1, min(MAX_AUTO_BATCH, count,
-                          profile.stream_pixels(budget.device) // (side * side)))
-    if statistics == "tile":
-        return Plan(side, size, 0, None, True)
-    working = profile.stream_bytes(side * side * size)
-    covered = tile_pixels(height, width, side, overlap, align)
-    exact = segments - 1
-    room = budget.host - working if budget.shared else budget.device - working
-    on_device = profile.parked_bytes(covered, exact) <= room
-    if statistics == "exact" or on_device:
-        return Plan(side, size, exact, None, False, on_device or budget.shared)
-    room = budget.host - (working if budget.shared else 0)
-    while exact > 0 and profile.parked_bytes(covered, exact) > room:
-        exact -= 1
-    if exact == segments - 1:
-        return Plan(side, size, exact, None, False, False)
-    full = profile.parked_bytes(covered, segments - 1)
-    scale = min(0.9, math.sqrt(max(room, 0) / max(full, 1)))
-    return Plan(side, size, exact, max(scale, MIN_ESTIMATE_SCALE), False, False)
+def _satisfied(plan: Plan, statistics: str) -> bool:
+    return statistics == "tile" or (plan.parking == "device" and plan.estimate_scale is None)

@@ -7,7 +7,7 @@ softmax accumulates in fp32 inside the fused attention kernels, and GroupNorm ac
 inside its kernel. fp32 on CUDA is true fp32: PyTorch lets cuDNN convolutions use TF32 (10-bit
 mantissa) by default, which moves the output away from the official fp32 numbers, so fp32 runs
 switch TF32 off while they run; `tf32` switches it on for convolutions and matrix products (the
-speed of the official code on a GPU, at about 55 dB from fp32). On the CPU tf32 is fp32.
+speed of the official code on a GPU, a little away from fp32). On the CPU tf32 is fp32.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The restoration engine: load a network once, restore many images.
 
-`Restorer.restore` runs the whole image when it fits in memory (numerically the official `test()`
-path) and tiles otherwise: the image is padded by the official rule, cut into aligned overlapping
-tiles, run in batches with image-wide GroupNorm statistics, and assembled with cross-faded seams
-directly into the output array. Out of memory, it halves the tile and tries again.
+`Restorer.restore` reads top-down: refuse an image that cannot fit, plan, then run the whole
+image when it fits in memory (numerically the official `test()` path) or pad it by the official
+rule, cut it into aligned overlapping tiles, gather image-wide GroupNorm statistics in layered
+passes, run the tiles and blend their seams directly into the output array. Out of memory, it
+halves the tile and runs again.
 """
 
 from __future__ import annotations
@@ -19,25 +20,57 @@ import torch
 import torch.nn.functional as F
 
 from adacode_cli.engine import memory
-from adacode_cli.engine.canvas import BlendCanvas, WeightCanvas, quantise
+from adacode_cli.engine.canvas import TileOutputs, quantise
 from adacode_cli.engine.device import resolve_device
-from adacode_cli.engine.executor import TileExecutor
-from adacode_cli.engine.graph import Registers
-from adacode_cli.engine.planner import Budget, Plan, choose_plan, default_overlap
+from adacode_cli.engine.executor import TileExecutor, TileRun
+from adacode_cli.engine.planner import (
+    Budget,
+    Plan,
+    PlanInputs,
+    choose_plan,
+    default_overlap,
+    smallest_tile,
+)
 from adacode_cli.engine.precision import resolve_precision
-from adacode_cli.engine.tiling import Tile, plan_tiles
+from adacode_cli.engine.tiling import Tile, TileGrid, plan_tiles
 from adacode_cli.errors import AdaCodeError, ImageError
 from adacode_cli.model.checkpoint import load_network
 from adacode_cli.model.config import AdaCodeConfig
+from adacode_cli.model.layers import Statistics
 from adacode_cli.model.networks import AdaCodeNet
-from adacode_cli.model.padding import flip_pad, padded_size, restore_whole
+from adacode_cli.model.padding import crop_output, flip_pad, padded_size
 
-STATISTICS = ("auto", "exact", "tile")
+# auto and exact: exact image-wide statistics, registers spilled to disk when memory is short;
+# estimate: the norms whose registers do not fit use statistics of a downscaled copy;
+# tile: every tile normalises itself (the official tiling)
+STATISTICS = ("auto", "exact", "estimate", "tile")
 HOST_SHARE = 0.7  # of the RAM available now; the rest stays for the OS and other programs
 
 
 class RestoreInterrupted(Exception):
-    """`should_stop()` asked the restore to stop; raised between tile batches."""
+    """`should_stop()` asked the restore to stop; raised between tile batches, layered passes
+    and the steps of a whole-image run."""
+
+
+class InsufficientMemoryError(ImageError):
+    """An image that cannot fit in the memory there is, even in the smallest tiles."""
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes an image needs at the least, against the bytes available for it."""
+
+    needed: int
+    available: int
+    kind: str  # what memory: "memory" (RAM) or the accelerator's
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.available
+
+    def message(self) -> str:
+        return (f"needs about {self.needed / 1e9:.1f} GB of {self.kind}, "
+                f"{max(self.available, 0) / 1e9:.1f} GB available")
 
 
 @dataclass
@@ -86,24 +119,37 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 class _Progress:
-    """Turns fractions into (done, total) tile counts and checks `should_stop`."""
+    """Checks `should_stop` and turns fractions of a run into (done, total) tile counts."""
 
     def __init__(
         self,
-        total: int,
         on_progress: Callable[[int, int], None] | None,
         should_stop: Callable[[], bool] | None,
     ) -> None:
-        self.total, self.on_progress, self.should_stop = total, on_progress, should_stop
-        self.reported = -1
+        self.on_progress, self.should_stop = on_progress, should_stop
 
-    def __call__(self, fraction: float) -> None:
-        done = min(self.total, math.floor(fraction * self.total + 1e-9))
-        if self.on_progress is not None and done != self.reported:
-            self.reported = done
-            self.on_progress(done, self.total)
+    def check(self) -> None:
+        """Raise `RestoreInterrupted` once a stop was requested."""
         if self.should_stop is not None and self.should_stop():
             raise RestoreInterrupted("restore stopped on request")
+
+    def counter(self, total: int) -> Callable[[float | None], None]:
+        """A tick for a run of `total` tiles: reports the fraction done (None: no change),
+        then checks the stop request."""
+        reported = -1
+
+        def tick(fraction: float | None) -> None:
+            nonlocal reported
+            if fraction is None:
+                self.check()
+                return
+            done = min(total, math.floor(fraction * total + 1e-9))
+            if self.on_progress is not None and done != reported:
+                reported = done
+                self.on_progress(done, total)
+            self.check()
+
+        return tick
 
 
 class Restorer:
@@ -112,9 +158,8 @@ class Restorer:
     def __init__(self, network: AdaCodeNet, options: RestoreOptions | None = None) -> None:
         self.options = options or RestoreOptions()
         if self.options.statistics not in STATISTICS:
-            raise AdaCodeError(
-                f"unknown statistics mode {self.options.statistics!r} (auto, exact or tile)"
-            )
+            raise AdaCodeError(f"unknown statistics mode {self.options.statistics!r} "
+                               f"({', '.join(STATISTICS)})")
         self.device = resolve_device(self.options.device)
         self._precision, self._precision_notices = resolve_precision(
             self.options.precision, self.device
@@ -153,76 +198,81 @@ class Restorer:
         on_progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> RestoreResult:
-        """Restore one H x W x 3 image; the result has the input's dtype."""
+        """Restore one H x W x 3 image; the result has the input's dtype.
+
+        An image that cannot fit in the memory there is is refused before any work
+        (`InsufficientMemoryError`); out of memory during the run, the tile is halved and the
+        run starts again."""
         started = time.perf_counter()
         x = _to_tensor(image)
-        notices = list(self._precision_notices)
-        plan = self.plan(x.shape[-2], x.shape[-1])
-        first_tile = plan.tile
+        estimate = self.memory_estimate(x.shape[-2], x.shape[-1])
+        if not estimate.fits:
+            raise InsufficientMemoryError(estimate.message())
+        progress = _Progress(on_progress, should_stop)
+        first = plan = self.plan(x.shape[-2], x.shape[-1])
         while True:
             try:
-                result = self._run(x, image.dtype, plan, with_weight_map, on_progress,
-                                   should_stop)
+                result = self._run(x, image.dtype, plan, with_weight_map, progress)
                 break
             except (torch.OutOfMemoryError, RuntimeError) as error:
                 if not _is_out_of_memory(error):
                     raise
                 plan = self._smaller(plan, x)
-        if plan.tile != first_tile:
-            tried = "the whole image" if first_tile is None else f"{first_tile} px tiles"
-            notices.append(f"out of memory with {tried}; finished with {plan.tile} px tiles")
-        if plan.estimate_scale is not None:
-            notices.append(
-                "not enough memory for exact tile statistics: the deepest "
-                f"{len(self.executor.segments) - 1 - plan.exact_segments} norm layers use "
-                f"statistics from a {plan.estimate_scale:.2f}x copy (seams may show)"
-            )
+        result.notices = [*self._precision_notices, *self._notices(first, plan)]
         result.seconds = time.perf_counter() - started
-        result.notices = notices
         return result
 
-    def plan(self, height: int, width: int) -> Plan:
-        """The plan `restore` starts with for an image of this size."""
-        return self._plan(height, width, self.options.tile, self.options.batch_size)
-
-    def _plan(self, height: int, width: int, tile: int | None, batch: int | None) -> Plan:
+    def plan(self, height: int, width: int, tile: int | None = None,
+             batch: int | None = None) -> Plan:
+        """The plan for an image of this size (`tile`/`batch`: the options' unless given)."""
         multiple = self.config.pad_multiple
-        return choose_plan(
-            self.config,
-            self._memory_profile(),
+        inputs = PlanInputs(
+            self.config, self._memory_profile(),
             (padded_size(height, multiple), padded_size(width, multiple)),
-            self._budget(height, width),
-            tile=tile,
-            overlap=self.overlap,
-            batch=batch,
-            statistics=self.options.statistics,
-            device=self.device,
-            segments=len(self.executor.segments),
+            self._budget(height, width), self.overlap,
+            self.options.batch_size if batch is None else batch, self.options.statistics,
+            self.device, len(self.executor.segments),
         )
+        return choose_plan(inputs, self.options.tile if tile is None else tile)
+
+    def memory_estimate(self, height: int, width: int) -> MemoryEstimate:
+        """What restoring an image of this size needs at the least (its input, output and
+        padded arrays and the smallest tile; parked registers can spill to disk), against the
+        memory there is: RAM on the CPU, the accelerator's memory elsewhere."""
+        budget = self._budget(height, width)
+        side = smallest_tile(self.config, self.overlap)
+        tile = self._memory_profile().stream_bytes(side * side)
+        fixed = self._fixed_bytes(height, width)
+        if budget.shared or budget.host < 0:
+            return MemoryEstimate(fixed + tile, budget.host + fixed, "memory")
+        return MemoryEstimate(tile, budget.device, f"{self.device.type.upper()} memory")
 
     def _memory_profile(self) -> memory.MemoryProfile:
         """The cost measured on a CUDA device itself, else (or when that runs out of memory)
-        counted on the meta device; once per restorer."""
+        counted on the meta device; both kept in the profile cache between runs."""
         if self._profile is None and self.device.type == "cuda":
             try:
-                self._profile = memory.measure_on_device(
-                    self.network, self.config, self.device, self.executor.precision_context
+                self._profile = memory.device_profile(
+                    self.network, self.config, self.device, self.dtype,
+                    self.executor.precision_context,
                 )
             except torch.OutOfMemoryError:
                 torch.cuda.empty_cache()
         if self._profile is None:
-            self._profile = memory.profile(self.config, self.dtype)
+            self._profile = memory.profile(self.config, self.dtype, self.device.type)
         return self._profile
+
+    def _fixed_bytes(self, height: int, width: int) -> int:
+        """The input, padded and output arrays of one image."""
+        return height * width * (24 + self.config.scale**2 * 3 * 4)
 
     def _budget(self, height: int, width: int) -> Budget:
         limit = self.options.memory_limit
-        scale = self.config.scale
-        fixed = height * width * (24 + scale * scale * 3 * 4)  # input, padded, output arrays
         if limit is None:
             host = int(memory.host_available_memory() * HOST_SHARE)
         else:
             host = limit - (memory.process_resident() if self.device.type == "cpu" else 0)
-        host -= fixed
+        host -= self._fixed_bytes(height, width)
         if self.device.type == "cpu":
             return Budget(host, host, True)
         if limit is None:
@@ -231,10 +281,10 @@ class Restorer:
             device = limit - memory.device_allocated(self.device)
         return Budget(device, host, False)
 
-    def _use_layout(self, whole: bool) -> None:
+    def _use_layout(self, whole: bool) -> bool:
         """Channels-last where asked, or by default where it measured faster: the whole-image
-        path on the CPU (1.2-1.4x at fp32 and bf16; tiles with image-wide statistics are
-        slower in it, see docs). The weights are converted only when the choice changes."""
+        path on the CPU (tiles with image-wide statistics measured slower in it). The weights
+        are converted only when the choice changes."""
         wanted = self.options.channels_last
         if wanted is None:
             wanted = whole and self.device.type == "cpu"
@@ -242,7 +292,7 @@ class Restorer:
             layout = torch.channels_last if wanted else torch.contiguous_format
             self.network.to(memory_format=layout)
             self._channels_last = wanted
-        self.executor.channels_last = wanted
+        return wanted
 
     def _smaller(self, plan: Plan, x: torch.Tensor) -> Plan:
         """The plan to retry with after running out of memory: half the tile."""
@@ -253,98 +303,72 @@ class Restorer:
         smaller = side // 2 // multiple * multiple
         if smaller <= self.overlap:
             raise ImageError(f"out of memory even with {side} px tiles")
-        base = self._plan(x.shape[-2], x.shape[-1], tile=smaller, batch=1)
-        assert base.tile is not None
-        return base
+        return self.plan(x.shape[-2], x.shape[-1], tile=smaller, batch=1)
 
-    def _run(
-        self,
-        x: torch.Tensor,
-        dtype: np.dtype,
-        plan: Plan,
-        with_weight_map: bool,
-        on_progress: Callable[[int, int], None] | None,
-        should_stop: Callable[[], bool] | None,
-    ) -> RestoreResult:
-        self._use_layout(plan.tile is None)
+    def _notices(self, first: Plan, final: Plan) -> list[str]:
+        notices = []
+        if final.tile != first.tile:
+            tried = "the whole image" if first.tile is None else f"{first.tile} px tiles"
+            notices.append(f"out of memory with {tried}; finished with {final.tile} px tiles")
+        if final.estimate_scale is not None:
+            notices.append(
+                "estimated tile statistics: the deepest "
+                f"{len(self.executor.segments) - 1 - final.exact_segments} norm layers use "
+                f"statistics from a {final.estimate_scale:.2f}x copy (seams may show)"
+            )
+        return notices
+
+    def _run(self, x: torch.Tensor, dtype: np.dtype, plan: Plan, with_weight_map: bool,
+             progress: _Progress) -> RestoreResult:
+        """One image, top-down: whole, or pad, cut, gather statistics, run tiles, blend."""
+        channels_last = self._use_layout(plan.tile is None)
         if plan.tile is None:
-            return self._run_whole(x, dtype, with_weight_map, _Progress(1, on_progress,
-                                                                         should_stop))
-        return self._run_tiled(x, dtype, plan, with_weight_map, on_progress, should_stop)
+            return self._run_whole(x, dtype, with_weight_map, channels_last, progress)
+        config = self.config
+        padded = flip_pad(x, config.pad_multiple)
+        grid = self._grid(padded, plan.tile, blend=self.overlap // 2)
+        known = {} if plan.estimate_scale is None else self._estimate_statistics(x, plan,
+                                                                                 progress)
+        layered = 0 if plan.per_tile_statistics else plan.exact_segments
+        run = TileRun(padded, _batches(grid.tiles, plan.batch), layered, plan.parking,
+                      plan.spill_bytes, channels_last, known)
+        outputs = TileOutputs(grid, config, x.shape[-2], x.shape[-1], dtype, with_weight_map)
+        self.executor.run(run, outputs.emit, progress.counter(len(grid)))
+        return RestoreResult(outputs.canvas.image, outputs.weight_map, len(grid), 0.0)
 
-    def _run_whole(
-        self, x: torch.Tensor, dtype: np.dtype, with_weight_map: bool, progress: _Progress
-    ) -> RestoreResult:
-        """The official whole-image path."""
-        progress(0.0)
-        source = x.to(self.device)
-        if self._channels_last:
-            source = source.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), self.executor.precision_context():
-            output, weight = restore_whole(self.network, source)
+    def _run_whole(self, x: torch.Tensor, dtype: np.dtype, with_weight_map: bool,
+                   channels_last: bool, progress: _Progress) -> RestoreResult:
+        """The official whole-image path, step by step so that a stop request is honoured."""
+        tick = progress.counter(1)
+        tick(0.0)
+        regs = self.executor.run_whole(x, self.config.pad_multiple, channels_last, tick)
+        output, weight = crop_output(self.config, x.shape[-2], x.shape[-1], regs.pop("h"),
+                                     regs.pop("weight", None))
+        with torch.inference_mode():
             pixels = output[0].float().cpu()
             weight_map = None
             if with_weight_map and weight is not None:
                 weight_map = weight[0].float().cpu().numpy()
-        del output, weight
-        image = quantise(pixels, dtype)
-        progress(1.0)
-        return RestoreResult(image, weight_map, 1, 0.0)
+        return RestoreResult(quantise(pixels, dtype), weight_map, 1, 0.0)
 
-    def _run_tiled(
-        self,
-        x: torch.Tensor,
-        dtype: np.dtype,
-        plan: Plan,
-        with_weight_map: bool,
-        on_progress: Callable[[int, int], None] | None,
-        should_stop: Callable[[], bool] | None,
-    ) -> RestoreResult:
+    def _grid(self, padded: torch.Tensor, tile: int, blend: int) -> TileGrid:
         config = self.config
-        assert plan.tile is not None
-        padded = flip_pad(x, config.pad_multiple)
-        grid = plan_tiles(padded.shape[-2], padded.shape[-1], plan.tile, self.overlap,
-                          config.pad_multiple, config.latent_factor, self.overlap // 2)
-        tiles = grid.tiles
-        batches = [tiles[i : i + plan.batch] for i in range(0, len(tiles), plan.batch)]
-        statistics = self.executor.statistics
-        statistics.values = {}
-        if plan.estimate_scale is not None:
-            self._estimate_statistics(x, plan)
-        height, width = x.shape[-2:]
-        canvas = BlendCanvas(grid, config.scale, height * config.scale, width * config.scale,
-                             dtype)
-        weights = None
-        if with_weight_map and config.stage != "vqgan":
-            factor = config.latent_factor
-            weights = WeightCanvas(config.num_codebooks, -(-height // factor),
-                                   -(-width // factor), factor)
+        return plan_tiles(padded.shape[-2], padded.shape[-1], tile, self.overlap,
+                          config.pad_multiple, config.latent_factor, blend)
 
-        def emit(batch: list[Tile], regs: Registers) -> None:
-            images = regs["h"].float().cpu()
-            for index, tile in enumerate(batch):
-                canvas.add(tile, images[index])
-            if weights is not None:
-                maps = regs["weight"].float().cpu()
-                for index, tile in enumerate(batch):
-                    weights.add(tile, maps[index])
-
-        progress = _Progress(len(tiles), on_progress, should_stop)
-        exact = 0 if plan.per_tile_statistics else plan.exact_segments
-        self.executor.run(padded, batches, emit, progress, exact, plan.park_on_device)
-        return RestoreResult(canvas.image, None if weights is None else weights.map,
-                             len(tiles), 0.0)
-
-    def _estimate_statistics(self, x: torch.Tensor, plan: Plan) -> None:
-        """Measure every norm exactly on a downscaled copy; the full-size run then replaces
-        the ones it can measure itself."""
+    def _estimate_statistics(self, x: torch.Tensor, plan: Plan, progress: _Progress
+                             ) -> dict[torch.nn.Module, Statistics]:
+        """Every norm measured exactly on a downscaled copy (the `estimate` mode); the
+        full-size run then replaces the ones it can measure itself."""
         assert plan.estimate_scale is not None and plan.tile is not None
         small = F.interpolate(x, scale_factor=plan.estimate_scale, mode="bicubic",
                               antialias=True, align_corners=False).clamp(0, 1)
         padded = flip_pad(small, self.config.pad_multiple)
-        grid = plan_tiles(padded.shape[-2], padded.shape[-1], plan.tile, self.overlap,
-                          self.config.pad_multiple, self.config.latent_factor, 0)
-        tiles = grid.tiles
-        batches = [tiles[i : i + plan.batch] for i in range(0, len(tiles), plan.batch)]
-        self.executor.run(padded, batches, None, lambda fraction: None,
-                          len(self.executor.segments) - 1)
+        tiles = self._grid(padded, plan.tile, blend=0).tiles
+        run = TileRun(padded, _batches(tiles, plan.batch), len(self.executor.segments) - 1,
+                      "host")
+        return self.executor.run(run, None, lambda fraction: progress.check())
+
+
+def _batches(tiles: list[Tile], size: int) -> list[list[Tile]]:
+    return [tiles[i : i + size] for i in range(0, len(tiles), size)]

@@ -36,15 +36,22 @@ class Axis:
         return (low - half if index > 0 else 0), (high + half if index < len(self.seams) else size)
 
 
+def tile_count(size: int, tile: int, overlap: int) -> int:
+    """The fewest tiles of `tile` pixels, neighbours sharing `overlap`, that cover `size`."""
+    if size <= tile:
+        return 1
+    return math.ceil((size - overlap) / (tile - overlap))
+
+
 def plan_axis(size: int, tile: int, overlap: int, align: int, unit: int, blend: int) -> Axis:
     """Spread the fewest aligned tiles of `tile` pixels over `size` with at least `overlap`.
 
     `size`, `tile` and `overlap` are multiples of `align`; seams fall on multiples of `unit` (the
     input pixels per latent pixel) so they map to whole pixels at every resolution of the network.
     """
-    if size <= tile:
+    count = tile_count(size, tile, overlap)
+    if count == 1:
         return Axis((0,), size, (), 0)
-    count = math.ceil((size - overlap) / (tile - overlap))
     slots = (size - tile) // align
     starts = tuple(round(i * slots / (count - 1)) * align for i in range(count))
     seams = tuple(

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+Statistics = tuple[torch.Tensor, torch.Tensor]  # (mean, var) per group, shape (groups,)
+_GIVEN: ContextVar[Mapping[nn.Module, Statistics] | None] = ContextVar("given_statistics",
+                                                                       default=None)
+
+
+@contextmanager
+def given_statistics(values: Mapping[nn.Module, Statistics]) -> Iterator[None]:
+    """While inside (in this thread), every `GroupNorm` found in `values` normalises with the
+    (mean, var) given there instead of its input's own: tiled inference hands each tile the
+    image-wide statistics. Norms not in `values` normalise as usual."""
+    token = _GIVEN.set(values)
+    try:
+        yield
+    finally:
+        _GIVEN.reset(token)
+
 
 class GroupNorm(nn.GroupNorm):
-    """GroupNorm of the residual blocks; a class of its own so the engine can find every instance.
-
-    The tiling engine swaps in image-wide statistics through `statistics_override`: when set, it
-    is called with the input and returns the (mean, var) per group, shape (groups,), to use for
-    every tile of the batch, or None for the tile's own statistics.
+    """GroupNorm of the residual blocks; a class of its own so the engine can find every instance
+    and hand it image-wide statistics through `given_statistics`.
 
     16-bit inputs stay 16-bit: the native kernels accumulate in fp32 and return the input's dtype,
     where CUDA autocast would run the norm on an fp32 copy and return fp32 (2.5x the activation
@@ -24,20 +38,18 @@ class GroupNorm(nn.GroupNorm):
 
     def __init__(self, channels: int, groups: int, eps: float) -> None:
         super().__init__(num_groups=groups, num_channels=channels, eps=eps, affine=True)
-        self.statistics_override: Callable[
-            [GroupNorm, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None
-        ] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        override = self.statistics_override
-        statistics = None if override is None else override(self, x)
+        given = _GIVEN.get()
+        statistics = None if given is None else given.get(self)
         if statistics is None and x.dtype == torch.float32:
             return super().forward(x)
         with _autocast_off(x.device):
             if statistics is None:
                 weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
                 return F.group_norm(x, self.num_groups, weight, bias, self.eps)
-            return self._normalise_with(x, *statistics)
+            mean, var = statistics
+            return self._normalise_with(x, mean.to(x.device), var.to(x.device))
 
     def _normalise_with(
         self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor

@@ -33,6 +33,17 @@ class NetworkOutput:
     semantic: torch.Tensor | None = None  # stage-1 semantic head output
 
 
+@dataclass
+class Codes:
+    """What `quantize_and_fuse` gives: the decoder's input and how it was made."""
+
+    fused: torch.Tensor
+    weight: torch.Tensor | None  # (B, N, h, w) codebook weights (None for stage 1)
+    indices: list[torch.Tensor]
+    losses: list[torch.Tensor]
+    semantic: torch.Tensor | None = None
+
+
 def _swin(config: AdaCodeConfig) -> SwinLayers:
     return SwinLayers(
         config.channels[0], config.swin_layers, config.swin_depth, config.swin_heads,
@@ -131,13 +142,33 @@ class AdaCodeNet(nn.Module):
     def forward(
         self, x: torch.Tensor, target_indices: list[torch.Tensor] | None = None
     ) -> NetworkOutput:
-        """Run the network on an input whose sides are multiples of `config.pad_multiple`.
+        """Run the network on an input whose sides are multiples of `config.pad_multiple`:
+        `encode`, `quantize_and_fuse`, `decode` (the engine's step graph calls the same stages).
 
         `target_indices` (stage 3 training) are the teacher's code indices per codebook: the
         quantizer loss then supervises the LQ features with them.
         """
-        features = self.multiscale_encoder(x)
-        latent = features[0]
+        features = self.encode(x)
+        codes = self.quantize_and_fuse(features[0], target_indices)
+        return NetworkOutput(
+            image=self.decode(codes.fused, features),
+            weight=codes.weight,
+            indices=codes.indices,
+            codebook_loss=sum(codes.losses[1:], codes.losses[0]),
+            latent=features[0],
+            fused=codes.fused,
+            semantic=codes.semantic,
+        )
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Image -> the features the decoder consumes, latent first."""
+        return self.multiscale_encoder(x)
+
+    def quantize_and_fuse(
+        self, latent: torch.Tensor, target_indices: list[torch.Tensor] | None = None
+    ) -> Codes:
+        """Look the latent up in every codebook and fuse the results with the predicted
+        per-pixel codebook weights (stage 1: its one codebook)."""
         indices, losses, after = [], [], []
         semantic = None
         for k, (before, quantizer, after_conv) in enumerate(
@@ -150,26 +181,24 @@ class AdaCodeNet(nn.Module):
             after.append(after_conv(quant.quantized))
             indices.append(quant.indices)
             losses.append(quant.loss)
-        weight = None
         if self.config.stage == "vqgan":
-            fused = after[0]
-        else:
-            weight = self.weight_predictor(latent)
-            fused = torch.sum(torch.stack(after).transpose(0, 1) * weight.unsqueeze(2), dim=1)
+            return Codes(after[0], None, indices, losses, semantic)
+        weight = self.weight_predictor(latent)
+        fused = torch.sum(torch.stack(after).transpose(0, 1) * weight.unsqueeze(2), dim=1)
+        return Codes(fused, weight, indices, losses)
+
+    def skips_into(self, level: int) -> bool:
+        """Whether decoder `level` adds encoder feature `level` to its input (stage 3)."""
+        return level > 0 and self.config.stage == "restore" and self.config.use_residual
+
+    def decode(self, fused: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        """Fused codes (and the encoder's skip features) -> image."""
         h = fused
-        for i, decoder in enumerate(self.decoder_group):
-            if i > 0 and self.config.stage == "restore" and self.config.use_residual:
-                h = h + features[i]
+        for level, decoder in enumerate(self.decoder_group):
+            if self.skips_into(level):
+                h = h + features[level]
             h = decoder(h)
-        return NetworkOutput(
-            image=self.out_conv(h),
-            weight=weight,
-            indices=indices,
-            codebook_loss=sum(losses[1:], losses[0]),
-            latent=latent,
-            fused=fused,
-            semantic=semantic,
-        )
+        return self.out_conv(h)
 
 
 def build_network(config: AdaCodeConfig) -> AdaCodeNet:

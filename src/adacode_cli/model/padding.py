@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import AdaCodeNet
 
 
@@ -33,12 +34,19 @@ def restore_whole(network: AdaCodeNet, x: torch.Tensor) -> tuple[torch.Tensor, t
     Returns the unclamped output (B, 3, H*scale, W*scale) and the codebook weight map at latent
     resolution, cropped to the cells that cover the image (None for a stage-1 VQGAN).
     """
-    config = network.config
     h, w = x.shape[-2:]
-    result = network(flip_pad(x, config.pad_multiple))
-    image = result.image[..., : h * config.scale, : w * config.scale]
-    weight = result.weight
+    result = network(flip_pad(x, network.config.pad_multiple))
+    return crop_output(network.config, h, w, result.image, result.weight)
+
+
+def crop_output(
+    config: AdaCodeConfig, height: int, width: int, image: torch.Tensor,
+    weight: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Crop the output of a padded input back to the (height, width) input before padding: the
+    image exactly, the latent weight map to the cells that cover the input."""
+    image = image[..., : height * config.scale, : width * config.scale]
     if weight is not None:
         factor = config.latent_factor
-        weight = weight[..., : -(-h // factor), : -(-w // factor)]
+        weight = weight[..., : -(-height // factor), : -(-width // factor)]
     return image, weight

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from adacode_cli.errors import AdaCodeError
+from adacode_cli.engine import device as engine_device
 
 # A validation pass on rank 0 holds the other ranks at their next collective for its duration.
 COLLECTIVE_TIMEOUT = timedelta(hours=2)
@@ -71,20 +71,8 @@ class DistContext:
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """`auto` is this process's GPU when there is one, else the CPU."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda":
-        spec = f"cuda:{local_rank}"
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise AdaCodeError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AdaCodeError(f"device {spec} requested but no CUDA GPU is available")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise AdaCodeError("device mps requested but Metal is not available")
-    return device
+    """`auto` is this process's GPU when there is one, else the CPU (never MPS unasked)."""
+    return engine_device.resolve_device(spec, auto_mps=False, cuda_index=local_rank)
 
 
 def start(device_spec: str) -> DistContext:
