@@ -5,6 +5,7 @@ pytest fixtures, so no test imports it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
