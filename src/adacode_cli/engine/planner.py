@@ -43,11 +43,6 @@ class Plan:
     park_on_device: bool = True  # parked registers stay on the accelerator (else host RAM)
 
 
-def default_overlap(config: AdaCodeConfig) -> int:
-    """16 latent pixels of context on each side of a seam (64 input px at x2, 32 at x4)."""
-    return 2 * config.pad_multiple
-
-
 def tile_pixels(height: int, width: int, tile: int, overlap: int, align: int) -> int:
     """Padded-input pixels covered by all tiles of a grid, overlaps counted twice."""
 

@@ -20,10 +20,12 @@ import torch.nn.functional as F
 
 from adacode_cli.engine import memory
 from adacode_cli.engine.canvas import BlendCanvas, WeightCanvas, quantise
+from adacode_cli.engine.compile import compiled_network
 from adacode_cli.engine.device import resolve_device
 from adacode_cli.engine.executor import TileExecutor
 from adacode_cli.engine.graph import Registers
-from adacode_cli.engine.planner import Budget, Plan, choose_plan, default_overlap
+from adacode_cli.engine.overlap import default_overlap, seam_notices
+from adacode_cli.engine.planner import Budget, Plan, choose_plan
 from adacode_cli.engine.precision import resolve_precision
 from adacode_cli.engine.tiling import Tile, plan_tiles
 from adacode_cli.errors import AdaCodeError, ImageError
@@ -52,6 +54,7 @@ class RestoreOptions:
     statistics: str = "auto"  # auto | exact | tile (the official per-tile normalisation)
     memory_limit: int | None = None  # bytes: the process on the CPU, the GPU's allocations
     channels_last: bool | None = None  # NHWC; None: where it measured faster (whole, on CPU)
+    compile: str = "auto"  # auto | on | off: torch.compile the whole-image path (engine.compile)
 
 
 @dataclass
@@ -124,6 +127,8 @@ class Restorer:
         self._channels_last = False
         self._profile: memory.MemoryProfile | None = None
         self.executor = TileExecutor(self.network, self.device, self._precision)
+        self._whole = compiled_network(self.network, self.options.compile, self.device,
+                                       self.precision)
 
     @classmethod
     def from_file(cls, path: str | Path, options: RestoreOptions | None = None) -> Restorer:
@@ -142,7 +147,7 @@ class Restorer:
     @property
     def overlap(self) -> int:
         if self.options.tile_overlap is None:
-            return default_overlap(self.config)
+            return default_overlap(self.config, self.options.tile)
         return self.options.tile_overlap
 
     def restore(
@@ -177,6 +182,7 @@ class Restorer:
                 f"{len(self.executor.segments) - 1 - plan.exact_segments} norm layers use "
                 f"statistics from a {plan.estimate_scale:.2f}x copy (seams may show)"
             )
+        notices += seam_notices(self.config, plan, self.overlap)
         result.seconds = time.perf_counter() - started
         result.notices = notices
         return result
@@ -281,7 +287,7 @@ class Restorer:
         if self._channels_last:
             source = source.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), self.executor.precision_context():
-            output, weight = restore_whole(self.network, source)
+            output, weight = restore_whole(self._whole, source)
             pixels = output[0].float().cpu()
             weight_map = None
             if with_weight_map and weight is not None:

@@ -1,0 +1,136 @@
+"""How much overlap tiles need, from a measured error-versus-distance profile of each model.
+
+Image-wide statistics make a tile normalise like the whole image, but its receptive field still
+reaches past its border: output pixels near a cut edge differ from the whole-image output. The
+profile (`seam_profile.json`, written by `benchmarks/seams.py`) is the RMS output error of a tile
+at each distance, in input pixels, from a cut edge, measured per model on a real photo. From it
+`expected_psnr` predicts PSNR(tiled, whole) for a tile size and overlap on the tiling the engine
+uses (seams in the middle of each overlap, raised-cosine blend over half of it, errors of the
+two tiles under a blend band independent), conservatively for an image covered by many tiles.
+`default_overlap` is the smallest aligned overlap predicted to keep `TARGET_DB + MARGIN_DB`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from adacode_cli.model.config import AdaCodeConfig
+
+if TYPE_CHECKING:
+    from adacode_cli.engine.planner import Plan
+
+PROFILE_PATH = Path(__file__).with_name("seam_profile.json")
+TARGET_DB = 40.0  # below this, seams can be seen on a careful look
+MARGIN_DB = 1.0  # the default aims this far above the target (photos differ from the profile's)
+GUARANTEED_TILE = 192  # the smallest tile side the automatic overlap keeps TARGET_DB for
+MAX_SHARE = 0.5  # overlap at most half the tile: at most 4x the work of tiles without overlap
+
+
+@dataclass(frozen=True)
+class SeamProfile:
+    """RMS error (output pixel values in [0, 1]) at distance 0, 1, ... input px from a cut."""
+
+    rms_error: tuple[float, ...]
+
+    def error(self, distance: np.ndarray) -> np.ndarray:
+        """The error at each distance; beyond the measured range, the last (noise) value."""
+        table = np.asarray(self.rms_error, dtype=np.float64)
+        return table[np.clip(distance, 0, len(table) - 1)]
+
+
+def model_key(config: AdaCodeConfig) -> str:
+    """The profile entry of a model: its task, and the scale of super-resolution."""
+    return f"sr-x{config.scale}" if config.task == "sr" else config.task
+
+
+@functools.cache
+def _profiles() -> dict[str, SeamProfile]:
+    data = json.loads(PROFILE_PATH.read_text(encoding="utf-8"))
+    return {key: SeamProfile(tuple(entry["rms_error"])) for key, entry in data.items()}
+
+
+def profile_for(config: AdaCodeConfig) -> SeamProfile | None:
+    """The measured profile of this model's task, None where none was measured."""
+    return _profiles().get(model_key(config))
+
+
+def _tile_weights(tile: int, stride: int, blend: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Over one period [overlap / 2, overlap / 2 + stride) of an endless row of tiles: the
+    local position of each point in the tiles -1, 0 and 1, and their blending weights."""
+    seam = (tile - stride) // 2  # seam between tile -1 and tile 0, in tile 0's coordinates
+    x = np.arange(seam, seam + stride)
+    locals_ = np.stack([x + stride, x, x - stride])
+    weights = [np.zeros(stride), np.ones(stride), np.zeros(stride)]
+    if blend:
+        t = (np.arange(blend) + 0.5) / blend
+        rise = np.sin(t * math.pi / 2) ** 2
+        half = blend // 2
+        # left seam: tile -1 fades out over [seam - half, seam + half); only the right half is
+        # inside this period, and its mirror image sits at the period's end (right seam)
+        weights[0][:half] = 1 - rise[half:]
+        weights[1][:half] = rise[half:]
+        weights[1][stride - half :] = 1 - rise[:half]
+        weights[2][stride - half :] = rise[:half]
+    return locals_, weights
+
+
+def expected_psnr(
+    config: AdaCodeConfig, tile: int, overlap: int, profile: SeamProfile | None = None
+) -> float:
+    """PSNR(tiled, whole) the profile predicts for `tile`/`overlap` (rounded as the tiler
+    rounds them) on an image many tiles wide; inf where no profile is known."""
+    profile = profile or profile_for(config)
+    if profile is None:
+        return math.inf
+    align = config.pad_multiple
+    overlap = max(0, overlap // align * align)
+    tile = max(tile // align * align, overlap + align)
+    stride = tile - overlap
+    blend = min(overlap // 4 * 2, stride // 2 * 2)
+    locals_, weights = _tile_weights(tile, stride, blend)
+    squared = profile.error(locals_) ** 2 + profile.error(tile - 1 - locals_) ** 2
+    a = sum(w**2 * e for w, e in zip(weights, squared, strict=True)).mean()
+    b = sum(w**2 for w in weights).mean()
+    mse = 2 * a * b  # rows and columns: a pixel's error adds both axes' seams
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def default_overlap(
+    config: AdaCodeConfig, tile: int | None, profile: SeamProfile | None = None
+) -> int:
+    """The overlap (input px) for tiles of side `tile` (None: automatic tiles, which the
+    planner keeps at least GUARANTEED_TILE or 4x the overlap): the smallest aligned overlap up
+    to half the tile predicted to keep TARGET_DB + MARGIN_DB, else half the tile."""
+    profile = profile or profile_for(config)
+    align = config.pad_multiple
+    if profile is None:
+        return 2 * align  # 16 latent pixels of context on each side of a seam
+    side = tile or GUARANTEED_TILE
+    side = max(side // align * align, align)
+    largest = max(0, int(side * MAX_SHARE) // align * align)
+    for candidate in range(0, largest + 1, align):
+        if expected_psnr(config, side, candidate, profile) >= TARGET_DB + MARGIN_DB:
+            return candidate
+    return largest
+
+
+def seam_notices(config: AdaCodeConfig, plan: Plan, overlap: int) -> list[str]:
+    """One notice when this plan's tiles are expected to show seams (below TARGET_DB)."""
+    if plan.tile is None or plan.per_tile_statistics:
+        return []
+    expected = expected_psnr(config, plan.tile, overlap)
+    if expected >= TARGET_DB:
+        return []
+    suggested = default_overlap(config, plan.tile)
+    advice = (f"--tile-overlap {suggested}" if suggested > overlap
+              else f"a larger --tile (at least {GUARANTEED_TILE})")
+    return [f"{plan.tile} px tiles with {overlap} px overlap are expected to show seams "
+            f"(about {expected:.0f} dB against the whole image); {advice} keeps "
+            f"{TARGET_DB:.0f} dB"]
