@@ -7,7 +7,11 @@ at each distance, in input pixels, from a cut edge, measured per model on a real
 `expected_psnr` predicts PSNR(tiled, whole) for a tile size and overlap on the tiling the engine
 uses (seams in the middle of each overlap, raised-cosine blend over half of it, errors of the
 two tiles under a blend band independent), conservatively for an image covered by many tiles.
-`default_overlap` is the smallest aligned overlap predicted to keep `TARGET_DB + MARGIN_DB`.
+The independent-error model sees only one cut at a time; on real 2-D tile grids the error was
+larger, by up to the `grid_penalty_db` each profile entry records (the largest gap between this
+prediction and PSNR measured on photos by `benchmarks/cpu.py --seams`), which the prediction
+subtracts. `default_overlap` is the smallest aligned overlap predicted to keep
+`TARGET_DB + MARGIN_DB`; where none up to half the tile does, half the tile, and a notice.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ if TYPE_CHECKING:
 PROFILE_PATH = Path(__file__).with_name("seam_profile.json")
 TARGET_DB = 40.0  # below this, seams can be seen on a careful look
 MARGIN_DB = 1.0  # the default aims this far above the target (photos differ from the profile's)
-GUARANTEED_TILE = 192  # the smallest tile side the automatic overlap keeps TARGET_DB for
+GUARANTEED_TILE = 192  # automatic tiles are at least this large (or 4x the overlap)
 MAX_SHARE = 0.5  # overlap at most half the tile: at most 4x the work of tiles without overlap
+MAX_AUTO_OVERLAP = 512  # automatic tiles: the planner's smallest tile is then 2048 px
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class SeamProfile:
     """RMS error (output pixel values in [0, 1]) at distance 0, 1, ... input px from a cut."""
 
     rms_error: tuple[float, ...]
+    grid_penalty_db: float = 0.0  # measured gap between this model's prediction and 2-D grids
 
     def error(self, distance: np.ndarray) -> np.ndarray:
         """The error at each distance; beyond the measured range, the last (noise) value."""
@@ -53,7 +59,8 @@ def model_key(config: AdaCodeConfig) -> str:
 @functools.cache
 def _profiles() -> dict[str, SeamProfile]:
     data = json.loads(PROFILE_PATH.read_text(encoding="utf-8"))
-    return {key: SeamProfile(tuple(entry["rms_error"])) for key, entry in data.items()}
+    return {key: SeamProfile(tuple(entry["rms_error"]), entry["grid_penalty_db"])
+            for key, entry in data.items()}
 
 
 def profile_for(config: AdaCodeConfig) -> SeamProfile | None:
@@ -99,26 +106,31 @@ def expected_psnr(
     a = sum(w**2 * e for w, e in zip(weights, squared, strict=True)).mean()
     b = sum(w**2 for w in weights).mean()
     mse = 2 * a * b  # rows and columns: a pixel's error adds both axes' seams
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse) - profile.grid_penalty_db
 
 
 def default_overlap(
     config: AdaCodeConfig, tile: int | None, profile: SeamProfile | None = None
 ) -> int:
-    """The overlap (input px) for tiles of side `tile` (None: automatic tiles, which the
-    planner keeps at least GUARANTEED_TILE or 4x the overlap): the smallest aligned overlap up
-    to half the tile predicted to keep TARGET_DB + MARGIN_DB, else half the tile."""
+    """The overlap (input px) for tiles of side `tile`: the smallest aligned overlap up to half
+    the tile predicted to keep TARGET_DB + MARGIN_DB, else half the tile. For automatic tiles
+    (`tile` None or 0), which the planner keeps at least 4x the overlap wide, the smallest
+    overlap that keeps it on tiles of max(GUARANTEED_TILE, 4 x overlap)."""
     profile = profile or profile_for(config)
     align = config.pad_multiple
     if profile is None:
         return 2 * align  # 16 latent pixels of context on each side of a seam
-    side = tile or GUARANTEED_TILE
-    side = max(side // align * align, align)
-    largest = max(0, int(side * MAX_SHARE) // align * align)
-    for candidate in range(0, largest + 1, align):
+    if tile:
+        side = max(tile // align * align, align)
+        candidates = [(side, o) for o in range(0, int(side * MAX_SHARE) // align * align + 1,
+                                              align)]
+    else:
+        candidates = [(max(GUARANTEED_TILE, 4 * o), o)
+                      for o in range(0, MAX_AUTO_OVERLAP + 1, align)]
+    for side, candidate in candidates:
         if expected_psnr(config, side, candidate, profile) >= TARGET_DB + MARGIN_DB:
             return candidate
-    return largest
+    return candidates[-1][1]
 
 
 def seam_notices(config: AdaCodeConfig, plan: Plan, overlap: int) -> list[str]:
