@@ -81,8 +81,6 @@ def write_profiles(tasks: list[str], path: Path) -> None:
             "photo": f"astronaut, centre {tile}x{2 * tile}",
             "weights": "random, seed 0, full-size official architecture",
             "rms_error": [float(f"{e:.3g}") for e in errors],
-            "grid_penalty_db": data.get(task, {}).get("grid_penalty_db", 0.0),
-            "grid_penalty_source": data.get(task, {}).get("grid_penalty_source", ""),
         }
         print(f"{task}: profile in {time.perf_counter() - started:.0f} s; error at "
               + ", ".join(f"{d} px {errors[d]:.2g}" for d in range(0, tile, tile // 8)),
@@ -93,8 +91,7 @@ def write_profiles(tasks: list[str], path: Path) -> None:
 def seam_table(task: str, size: int, tiles: list[int], overlaps: list[int | None],
                photos: list[str]) -> list[list[str]]:
     """PSNR(tiled, whole) of every tile size x overlap (None: the default) on each photo,
-    beside the PSNR `overlap.expected_psnr` predicts from the profile. A model's
-    `grid_penalty_db` in the profile data is raised by the largest (predicted - measured)."""
+    beside the PSNR `overlap.expected_psnr` predicts from the profile."""
     network = network_for(task)
     config = network.config
     rows = [["task", "photo", "px", "tile", "overlap", "PSNR tiled vs whole", "predicted"]]

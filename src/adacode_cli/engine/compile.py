@@ -55,7 +55,16 @@ def compiled_network(
     """
     if not wants_compile(mode, device, precision):
         return network
-    folder = compile_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault(CACHE_ENV, str(folder))
+    _use_cache_dir(compile_cache_dir())
     return torch.compile(network, dynamic=False)  # type: ignore[return-value]
+
+
+def _use_cache_dir(folder: Path) -> None:
+    """Point inductor at `folder`, unless the user chose a folder of their own. Importing
+    torch._dynamo fills the variable with torch's default, so that value counts as unset."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    current = os.environ.get(CACHE_ENV)
+    if current is None or Path(current).resolve() == Path(default_cache_dir()).resolve():
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[CACHE_ENV] = str(folder)

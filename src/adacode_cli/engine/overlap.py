@@ -7,11 +7,9 @@ at each distance, in input pixels, from a cut edge, measured per model on a real
 `expected_psnr` predicts PSNR(tiled, whole) for a tile size and overlap on the tiling the engine
 uses (seams in the middle of each overlap, raised-cosine blend over half of it, errors of the
 two tiles under a blend band independent), conservatively for an image covered by many tiles.
-The independent-error model sees only one cut at a time; on real 2-D tile grids the error was
-larger, by up to the `grid_penalty_db` each profile entry records (the largest gap between this
-prediction and PSNR measured on photos by `benchmarks/cpu.py --seams`), which the prediction
-subtracts. `default_overlap` is the smallest aligned overlap predicted to keep
-`TARGET_DB + MARGIN_DB`; where none up to half the tile does, half the tile, and a notice.
+`default_overlap` is the smallest aligned overlap predicted to keep `TARGET_DB + MARGIN_DB`;
+where none up to half the tile does, half the tile, and a notice. Checked against PSNR measured
+on photos by `benchmarks/cpu.py --seams` (README, "Seams").
 """
 
 from __future__ import annotations
@@ -35,6 +33,9 @@ TARGET_DB = 40.0  # below this, seams can be seen on a careful look
 MARGIN_DB = 1.0  # the default aims this far above the target (photos differ from the profile's)
 GUARANTEED_TILE = 192  # automatic tiles are at least this large (or 4x the overlap)
 MAX_SHARE = 0.5  # overlap at most half the tile: at most 4x the work of tiles without overlap
+# at least a blend band of one alignment step: tiles that only touch measured 28.7 dB where
+# 64 px overlap measured 47.5 dB (sr-x2, 320 px photo, 192 px tiles at the same positions)
+MIN_OVERLAP_STEPS = 2
 MAX_AUTO_OVERLAP = 512  # automatic tiles: the planner's smallest tile is then 2048 px
 
 
@@ -43,7 +44,6 @@ class SeamProfile:
     """RMS error (output pixel values in [0, 1]) at distance 0, 1, ... input px from a cut."""
 
     rms_error: tuple[float, ...]
-    grid_penalty_db: float = 0.0  # measured gap between this model's prediction and 2-D grids
 
     def error(self, distance: np.ndarray) -> np.ndarray:
         """The error at each distance; beyond the measured range, the last (noise) value."""
@@ -59,8 +59,7 @@ def model_key(config: AdaCodeConfig) -> str:
 @functools.cache
 def _profiles() -> dict[str, SeamProfile]:
     data = json.loads(PROFILE_PATH.read_text(encoding="utf-8"))
-    return {key: SeamProfile(tuple(entry["rms_error"]), entry["grid_penalty_db"])
-            for key, entry in data.items()}
+    return {key: SeamProfile(tuple(entry["rms_error"])) for key, entry in data.items()}
 
 
 def profile_for(config: AdaCodeConfig) -> SeamProfile | None:
@@ -106,27 +105,29 @@ def expected_psnr(
     a = sum(w**2 * e for w, e in zip(weights, squared, strict=True)).mean()
     b = sum(w**2 for w in weights).mean()
     mse = 2 * a * b  # rows and columns: a pixel's error adds both axes' seams
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse) - profile.grid_penalty_db
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
 def default_overlap(
     config: AdaCodeConfig, tile: int | None, profile: SeamProfile | None = None
 ) -> int:
-    """The overlap (input px) for tiles of side `tile`: the smallest aligned overlap up to half
-    the tile predicted to keep TARGET_DB + MARGIN_DB, else half the tile. For automatic tiles
+    """The overlap (input px) for tiles of side `tile`: the smallest aligned overlap from
+    MIN_OVERLAP_STEPS alignment steps up to half the tile predicted to keep TARGET_DB +
+    MARGIN_DB, else half the tile. For automatic tiles
     (`tile` None or 0), which the planner keeps at least 4x the overlap wide, the smallest
     overlap that keeps it on tiles of max(GUARANTEED_TILE, 4 x overlap)."""
     profile = profile or profile_for(config)
     align = config.pad_multiple
     if profile is None:
         return 2 * align  # 16 latent pixels of context on each side of a seam
+    least = MIN_OVERLAP_STEPS * align
     if tile:
         side = max(tile // align * align, align)
-        candidates = [(side, o) for o in range(0, int(side * MAX_SHARE) // align * align + 1,
-                                              align)]
+        largest = int(side * MAX_SHARE) // align * align
+        candidates = [(side, o) for o in range(min(least, largest), largest + 1, align)]
     else:
         candidates = [(max(GUARANTEED_TILE, 4 * o), o)
-                      for o in range(0, MAX_AUTO_OVERLAP + 1, align)]
+                      for o in range(least, MAX_AUTO_OVERLAP + 1, align)]
     for side, candidate in candidates:
         if expected_psnr(config, side, candidate, profile) >= TARGET_DB + MARGIN_DB:
             return candidate
@@ -134,15 +135,29 @@ def default_overlap(
 
 
 def seam_notices(config: AdaCodeConfig, plan: Plan, overlap: int) -> list[str]:
-    """One notice when this plan's tiles are expected to show seams (below TARGET_DB)."""
+    """One notice when this plan's tiles are expected to show seams (below TARGET_DB, or an
+    overlap narrower than MIN_OVERLAP_STEPS alignment steps)."""
     if plan.tile is None or plan.per_tile_statistics:
         return []
     expected = expected_psnr(config, plan.tile, overlap)
-    if expected >= TARGET_DB:
+    narrow = overlap < MIN_OVERLAP_STEPS * config.pad_multiple
+    if expected >= TARGET_DB and not narrow:
         return []
+    reason = (f"about {expected:.0f} dB against the whole image" if expected < TARGET_DB
+              else "too narrow a band to blend them")
     suggested = default_overlap(config, plan.tile)
-    advice = (f"--tile-overlap {suggested}" if suggested > overlap
-              else f"a larger --tile (at least {GUARANTEED_TILE})")
+    if expected_psnr(config, plan.tile, suggested) >= TARGET_DB:
+        advice = f"--tile-overlap {suggested} keeps {TARGET_DB:.0f} dB"
+    else:
+        advice = f"--tile {_tile_that_keeps_target(config, plan.tile)} or more keeps it"
     return [f"{plan.tile} px tiles with {overlap} px overlap are expected to show seams "
-            f"(about {expected:.0f} dB against the whole image); {advice} keeps "
-            f"{TARGET_DB:.0f} dB"]
+            f"({reason}); {advice}"]
+
+
+def _tile_that_keeps_target(config: AdaCodeConfig, tile: int) -> int:
+    """The smallest aligned tile side above `tile` whose default overlap keeps TARGET_DB."""
+    align = config.pad_multiple
+    side = tile // align * align + align
+    while side < 4096 and expected_psnr(config, side, default_overlap(config, side)) < TARGET_DB:
+        side += align
+    return side
