@@ -49,6 +49,14 @@ def test_official_models_keep_the_target_or_get_half_the_tile_and_a_notice() -> 
                 or automatic == overlap.MAX_AUTO_OVERLAP)
 
 
+def test_tiles_smaller_than_the_profile_always_get_the_notice() -> None:
+    # measured: 20.2 dB for 32 px tiles with 16 px overlap, sr-x4, 48 px photo
+    config = AdaCodeConfig.official("sr", 4)
+    [notice] = overlap.seam_notices(config, Plan(32, 1, 0, None, False), 16)
+    assert "smaller than the 128 px the seam profile covers" in notice
+    assert "--tile 128 or more" in notice
+
+
 def seam_notices(notices: list[str]) -> list[str]:
     return [text for text in notices if "expected to show seams" in text]
 

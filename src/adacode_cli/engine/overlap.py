@@ -141,12 +141,17 @@ def seam_notices(config: AdaCodeConfig, plan: Plan, overlap: int) -> list[str]:
         return []
     expected = expected_psnr(config, plan.tile, overlap)
     narrow = overlap < MIN_OVERLAP_STEPS * config.pad_multiple
-    if expected >= TARGET_DB and not narrow:
+    measured = _measured_tile(config)
+    if expected >= TARGET_DB and not narrow and plan.tile >= measured:
         return []
-    reason = (f"about {expected:.0f} dB against the whole image" if expected < TARGET_DB
-              else "too narrow a band to blend them")
+    if plan.tile < measured:  # both cuts within the reach: the prediction does not hold
+        reason = f"smaller than the {measured} px the seam profile covers"
+    elif expected < TARGET_DB:
+        reason = f"about {expected:.0f} dB against the whole image"
+    else:
+        reason = "too narrow a band to blend them"
     suggested = default_overlap(config, plan.tile)
-    if expected_psnr(config, plan.tile, suggested) >= TARGET_DB:
+    if plan.tile >= measured and expected_psnr(config, plan.tile, suggested) >= TARGET_DB:
         advice = f"--tile-overlap {suggested} keeps {TARGET_DB:.0f} dB"
     else:
         advice = f"--tile {_tile_that_keeps_target(config, plan.tile)} or more keeps it"
@@ -154,10 +159,16 @@ def seam_notices(config: AdaCodeConfig, plan: Plan, overlap: int) -> list[str]:
             f"({reason}); {advice}"]
 
 
+def _measured_tile(config: AdaCodeConfig) -> int:
+    """The tile side the model's profile was measured on (0 without a profile)."""
+    profile = profile_for(config)
+    return 0 if profile is None else len(profile.rms_error)
+
+
 def _tile_that_keeps_target(config: AdaCodeConfig, tile: int) -> int:
     """The smallest aligned tile side above `tile` whose default overlap keeps TARGET_DB."""
     align = config.pad_multiple
-    side = tile // align * align + align
+    side = max(tile // align * align + align, _measured_tile(config))
     while side < 4096 and expected_psnr(config, side, default_overlap(config, side)) < TARGET_DB:
         side += align
     return side
