@@ -19,6 +19,9 @@ and with per-tile statistics (the same tiles without the statistics passes).
 `--spill-probe` runs the same exact-statistics tiles (128 px) twice: with no memory limit
 (activations parked in RAM) and under `--spill-limit-gb` (default 2), where they spill to disk;
 the PSNR of the second against the first shows the spilled output is the in-memory one.
+`--seams` measures PSNR(tiled, whole) against tile size and overlap on real photos instead
+(benchmarks/seams.py), `--compile` compiled against eager on the whole image, with compile
+time on first and cached runs (benchmarks/compiled.py).
 `--memory-probe` adds a 2000 x 2000 input at x4 under a 3 GB memory limit with automatic
 tiling, stopped after two tile batches (its peak is reached by then).
 Weights are random (seed 0) on the full-size official architecture.
@@ -36,6 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import compiled
+import seams
 from harness import (
     OFFICIAL_PAD,
     OFFICIAL_TILE,
@@ -144,6 +149,22 @@ def report(measurements: list[Measurement]) -> str:
     return table(rows)
 
 
+def extra_reports(args: argparse.Namespace) -> None:
+    """The seam table (`--seams`) and the compile table (`--compile`)."""
+    if args.compile_child:
+        compiled.child(*json.loads(args.compile_child))
+        return
+    for task in args.tasks.split(","):
+        size = args.size or DEFAULT_SIZES[task]
+        if args.seams:
+            print(table(seams.seam_table(
+                task, size, [int(t) for t in args.tiles.split(",")],
+                [None if o == "default" else int(o) for o in args.overlaps.split(",")],
+                args.photos.split(","))))
+        for precision in args.precisions.split(",") if args.compile else ():
+            print(table(compiled.compile_rows(__file__, task, size, precision)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="sr-x2,sr-x4,inpaint")
@@ -162,12 +183,24 @@ def main() -> None:
     parser.add_argument("--tile-compare", action="store_true",
                         help="only tiled runs: official per-tile tiling vs engine tiles")
     parser.add_argument("--json", default="benchmark-cpu.json")
+    parser.add_argument("--seams", action="store_true", help="PSNR(tiled, whole) per tile "
+                        "size and overlap (--tasks, --size, --tiles, --overlaps, --photos)")
+    parser.add_argument("--tiles", default="192,240,256")
+    parser.add_argument("--overlaps", default="0,32,default")
+    parser.add_argument("--photos", default="astronaut,chelsea,coffee")
+    parser.add_argument("--compile", action="store_true", help="compiled vs eager, whole "
+                        "image (--tasks, --size, --precisions)")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--compile-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child_main(args.child, args.output, args.image, args.count_flops)
+        return
+    if args.compile_child or args.seams or args.compile:
+        extra_reports(args)
         return
     measurements: list[Measurement] = []
     with tempfile.TemporaryDirectory() as workdir:

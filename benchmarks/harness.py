@@ -27,7 +27,8 @@ from adacode_cli.model.networks import AdaCodeNet, build_network
 from adacode_cli.model.padding import restore_whole
 from adacode_cli.model.swin import SwinLayers
 
-TASKS = {"sr-x2": ("sr", 2), "sr-x4": ("sr", 4), "inpaint": ("inpaint", 1)}
+TASKS = {"sr-x2": ("sr", 2), "sr-x4": ("sr", 4), "inpaint": ("inpaint", 1),
+         "recon": ("recon", 1)}
 OFFICIAL_TILE, OFFICIAL_PAD = 240, 16
 
 

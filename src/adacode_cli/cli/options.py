@@ -36,6 +36,12 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
+class CompileMode(str, Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
 class OutputExt(str, Enum):
     auto = "auto"
     png = "png"
@@ -54,6 +60,7 @@ class SharedOptions:
     tile: int | None
     tile_overlap: int | None
     batch_size: int | None
+    compile: CompileMode
     cache_dir: Path | None
     offline: bool
     ext: OutputExt
@@ -101,6 +108,10 @@ _DECLARATIONS: Declarations = {
     "batch_size": (int | None, _option(
         None, "--batch-size", min=1, panel=MODEL_PANEL,
         help="Tiles per network call (default: auto).")),
+    "compile": (CompileMode, _option(
+        CompileMode.auto, "--compile", panel=MODEL_PANEL,
+        help="torch.compile the whole-image path (compiled once, cached); auto = only where "
+        "it measured faster.")),
     "cache_dir": (Path | None, _option(
         None, "--cache-dir", file_okay=False, panel=MODEL_PANEL,
         help="Weights cache folder (default: ADACODE_HOME, else the user cache folder).")),

@@ -179,6 +179,7 @@ def load_restorer(
         tile=shared.tile,
         tile_overlap=shared.tile_overlap,
         batch_size=shared.batch_size,
+        compile=shared.compile.value,
     )
     restorer = Restorer.from_file(weights, options)
     held = restorer.config.task

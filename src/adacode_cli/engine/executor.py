@@ -84,13 +84,13 @@ class TileExecutor:
         """All steps on the whole image `x`, padded to `multiple` on the device, calling `tick`
         between steps (a stop request is honoured within one step)."""
         with self.running({}, tick):
-            regs = {"h": flip_pad(self._on_device(x, channels_last), multiple)}
+            regs = {"h": flip_pad(self.on_device(x, channels_last), multiple)}
             for index, step in enumerate(self.steps):
                 run_steps([step], regs)
                 tick((index + 1) / len(self.steps))
         return regs
 
-    def _on_device(self, pixels: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    def on_device(self, pixels: torch.Tensor, channels_last: bool) -> torch.Tensor:
         pixels = pixels.to(self.device)
         if channels_last:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
@@ -102,7 +102,7 @@ class TileExecutor:
         batch = torch.cat(
             [padded[:, :, t.top : t.top + t.height, t.left : t.left + t.width] for t in tiles]
         )
-        return self._on_device(batch, run.channels_last)
+        return self.on_device(batch, run.channels_last)
 
     def run(self, run: TileRun, emit: Emit | None, tick: Tick) -> KnownStatistics:
         """Run every batch of `run` through the network; returns the statistics in force.

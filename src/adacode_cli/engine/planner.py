@@ -108,11 +108,6 @@ def _batch_size(inputs: PlanInputs, side: int) -> int:
     return max(1, min(MAX_AUTO_BATCH, count, fitting))
 
 
-def default_overlap(config: AdaCodeConfig) -> int:
-    """16 latent pixels of context on each side of a seam (64 input px at x2, 32 at x4)."""
-    return 2 * config.pad_multiple
-
-
 def tile_pixels(height: int, width: int, tile: int, overlap: int) -> int:
     """Padded-input pixels covered by all tiles of a grid, overlaps counted twice."""
     side = min(tile, height), min(tile, width)

@@ -21,14 +21,15 @@ import torch.nn.functional as F
 
 from adacode_cli.engine import memory
 from adacode_cli.engine.canvas import TileOutputs, quantise
+from adacode_cli.engine.compile import compiled_network
 from adacode_cli.engine.device import resolve_device
 from adacode_cli.engine.executor import TileExecutor, TileRun
+from adacode_cli.engine.overlap import default_overlap, seam_notices
 from adacode_cli.engine.planner import (
     Budget,
     Plan,
     PlanInputs,
     choose_plan,
-    default_overlap,
     smallest_tile,
 )
 from adacode_cli.engine.precision import resolve_precision
@@ -38,7 +39,7 @@ from adacode_cli.model.checkpoint import load_network
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.layers import Statistics
 from adacode_cli.model.networks import AdaCodeNet
-from adacode_cli.model.padding import crop_output, flip_pad, padded_size
+from adacode_cli.model.padding import crop_output, flip_pad, padded_size, restore_whole
 
 # auto and exact: exact image-wide statistics, registers spilled to disk when memory is short;
 # estimate: the norms whose registers do not fit use statistics of a downscaled copy;
@@ -82,9 +83,10 @@ class RestoreOptions:
     tile: int | None = None  # None: auto; 0: whole image; N: tile side in input pixels
     tile_overlap: int | None = None  # input pixels shared by neighbouring tiles
     batch_size: int | None = None  # tiles per batch
-    statistics: str = "auto"  # auto | exact | tile (the official per-tile normalisation)
+    statistics: str = "auto"  # auto | exact | estimate | tile (official per-tile norms)
     memory_limit: int | None = None  # bytes: the process on the CPU, the GPU's allocations
     channels_last: bool | None = None  # NHWC; None: where it measured faster (whole, on CPU)
+    compile: str = "auto"  # auto | on | off: torch.compile the whole-image path (engine.compile)
 
 
 @dataclass
@@ -169,6 +171,8 @@ class Restorer:
         self._channels_last = False
         self._profile: memory.MemoryProfile | None = None
         self.executor = TileExecutor(self.network, self.device, self._precision)
+        self._whole = compiled_network(self.network, self.options.compile, self.device,
+                                       self.precision)
 
     @classmethod
     def from_file(cls, path: str | Path, options: RestoreOptions | None = None) -> Restorer:
@@ -187,7 +191,7 @@ class Restorer:
     @property
     def overlap(self) -> int:
         if self.options.tile_overlap is None:
-            return default_overlap(self.config)
+            return default_overlap(self.config, self.options.tile)
         return self.options.tile_overlap
 
     def restore(
@@ -316,7 +320,7 @@ class Restorer:
                 f"{len(self.executor.segments) - 1 - final.exact_segments} norm layers use "
                 f"statistics from a {final.estimate_scale:.2f}x copy (seams may show)"
             )
-        return notices
+        return notices + seam_notices(self.config, final, self.overlap)
 
     def _run(self, x: torch.Tensor, dtype: np.dtype, plan: Plan, with_weight_map: bool,
              progress: _Progress) -> RestoreResult:
@@ -338,12 +342,18 @@ class Restorer:
 
     def _run_whole(self, x: torch.Tensor, dtype: np.dtype, with_weight_map: bool,
                    channels_last: bool, progress: _Progress) -> RestoreResult:
-        """The official whole-image path, step by step so that a stop request is honoured."""
+        """The official whole-image path: step by step, so that a stop request is honoured, or
+        the compiled network in one call (`compile`; Ctrl-C's grace period stops that)."""
         tick = progress.counter(1)
         tick(0.0)
-        regs = self.executor.run_whole(x, self.config.pad_multiple, channels_last, tick)
-        output, weight = crop_output(self.config, x.shape[-2], x.shape[-1], regs.pop("h"),
-                                     regs.pop("weight", None))
+        if self._whole is not self.network:
+            source = self.executor.on_device(x, channels_last)
+            with torch.inference_mode(), self.executor.precision_context():
+                output, weight = restore_whole(self._whole, source)
+        else:
+            regs = self.executor.run_whole(x, self.config.pad_multiple, channels_last, tick)
+            output, weight = crop_output(self.config, x.shape[-2], x.shape[-1], regs.pop("h"),
+                                         regs.pop("weight", None))
         with torch.inference_mode():
             pixels = output[0].float().cpu()
             weight_map = None

@@ -100,7 +100,7 @@ class WindowAttention(nn.Module):
     def _cached_bias(self, dtype: torch.dtype) -> torch.Tensor:
         """`position_bias()` in `dtype`, cached while no gradient can flow into the table."""
         table = self.relative_position_bias_table
-        if torch.is_grad_enabled() and table.requires_grad:
+        if (torch.is_grad_enabled() and table.requires_grad) or torch.compiler.is_compiling():
             return self.position_bias().to(dtype)
         # inference tensors have no version counter; they cannot change outside inference mode
         version = -1 if table.is_inference() else table._version
