@@ -410,3 +410,18 @@ def test_unreadable_folder_entries_are_reported_as_skipped(tmp_path, capsys, mod
     assert records["pipe.png"]["reason"] == "a FIFO (named pipe)"
     assert records["dir.png"]["status"] == "skipped"
     assert "1 done, 3 skipped, 0 failed" in ran.stderr
+
+
+def test_statistics_option_reaches_the_engine(tmp_path, capsys, models):
+    """`--statistics tile` normalises each tile by itself (the official behaviour) and so
+    differs from the default image-wide statistics on the same tiles; `exact` is the default."""
+    source = save_png(tmp_path / "in.png", noise((96, 96, 3), seed=5))
+    outputs = {}
+    for mode in ("auto", "exact", "tile"):
+        target = tmp_path / f"{mode}.png"
+        ran = run_cli(capsys, "sr", str(source), str(target), "--weights", str(models["sr2"]),
+                      "--tile", "64", "--tile-overlap", "32", "--statistics", mode)
+        assert ran.code == 0, ran.stderr
+        outputs[mode] = np.asarray(Image.open(target)).astype(int)
+    assert np.array_equal(outputs["auto"], outputs["exact"])
+    assert np.abs(outputs["tile"] - outputs["exact"]).max() > 2

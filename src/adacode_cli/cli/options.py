@@ -42,6 +42,13 @@ class CompileMode(str, Enum):
     off = "off"
 
 
+class StatisticsMode(str, Enum):
+    auto = "auto"
+    exact = "exact"
+    estimate = "estimate"
+    tile = "tile"
+
+
 class OutputExt(str, Enum):
     auto = "auto"
     png = "png"
@@ -61,6 +68,7 @@ class SharedOptions:
     tile_overlap: int | None
     batch_size: int | None
     compile: CompileMode
+    statistics: StatisticsMode
     cache_dir: Path | None
     offline: bool
     ext: OutputExt
@@ -112,6 +120,11 @@ _DECLARATIONS: Declarations = {
         CompileMode.auto, "--compile", panel=MODEL_PANEL,
         help="torch.compile the whole-image path (compiled once, cached); auto = only where "
         "it measured faster.")),
+    "statistics": (StatisticsMode, _option(
+        StatisticsMode.auto, "--statistics", panel=MODEL_PANEL,
+        help="Tile normalisation: auto/exact = image-wide statistics, spilled to disk when "
+        "memory is short; estimate = from a downscaled copy where memory is short (faster, "
+        "seams may show); tile = per tile, as the official code (seams show).")),
     "cache_dir": (Path | None, _option(
         None, "--cache-dir", file_okay=False, panel=MODEL_PANEL,
         help="Weights cache folder (default: ADACODE_HOME, else the user cache folder).")),

@@ -180,6 +180,7 @@ def load_restorer(
         tile_overlap=shared.tile_overlap,
         batch_size=shared.batch_size,
         compile=shared.compile.value,
+        statistics=shared.statistics.value,
     )
     restorer = Restorer.from_file(weights, options)
     held = restorer.config.task
