@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 DONE, SKIPPED, FAILED, INTERRUPTED = "done", "skipped", "failed", "interrupted"
+FRAMES_LINE_SECONDS = 10.0
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ImageOutcome:
     warnings: list[str] = field(default_factory=list)
     measures: dict[str, float | None] = field(default_factory=dict)
     output_pixels: int = 0
+    frames: int | None = None  # videos: frames written (or done before a stop)
 
     def as_json(self) -> str:
         record = {
@@ -53,6 +56,7 @@ class ImageOutcome:
             "error": self.error,
             "warnings": self.warnings,
             **{name: _rounded(value) for name, value in self.measures.items()},
+            **({} if self.frames is None else {"frames": self.frames}),
         }
         return json.dumps(record)
 
@@ -72,6 +76,8 @@ class Reporter:
         self._images: TaskID | None = None
         self._tiles: TaskID | None = None
         self._finished = 0
+        self._frames_started = (0.0, 0)
+        self._frames_said = 0.0
         self._seen_notices: set[str] = set()
 
     def __enter__(self) -> Reporter:
@@ -115,7 +121,30 @@ class Reporter:
     def start_image(self, path: Path) -> None:
         if self.progress is not None and self._images is not None and self._tiles is not None:
             self.progress.update(self._images, description=f"images ({path.name})")
-            self.progress.reset(self._tiles, total=None, visible=False)
+            self.progress.reset(self._tiles, total=None, visible=False, description="tiles")
+
+    def start_frames(self, path: Path, total: int, done: int = 0) -> None:
+        """A video begins (or resumes at `done`): its frames done/total with an ETA."""
+        self._frames_started = (time.perf_counter(), done)
+        self._frames_said = time.perf_counter()
+        if self.progress is not None and self._images is not None and self._tiles is not None:
+            self.progress.update(self._images, description=f"videos ({path.name})")
+            self.progress.reset(self._tiles, total=total, completed=done, visible=True,
+                                description="frames")
+
+    def frames(self, done: int, total: int) -> None:
+        """Progress within a video; without a terminal a line every `FRAMES_LINE_SECONDS`."""
+        if self.progress is not None and self._tiles is not None:
+            self.progress.update(self._tiles, completed=done, total=total)
+            return
+        now = time.perf_counter()
+        if self.quiet or now - self._frames_said < FRAMES_LINE_SECONDS or done >= total:
+            return
+        self._frames_said = now
+        since, first = self._frames_started
+        rate = (done - first) / max(now - since, 1e-9)
+        eta = (total - done) / rate if rate > 0 else math.inf
+        self.say(f"  frames {done}/{total} ({rate:.2f} frames/s, ETA {_duration(eta)})")
 
     def tiles(self, done: int, total: int) -> None:
         """The engine's progress callback for the current image."""
@@ -173,7 +202,7 @@ class Reporter:
             return f"{counter} {outcome.input}: interrupted, nothing written"
         extra = "".join(
             f", {name.upper()} {_shown(value)}" for name, value in outcome.measures.items()
-        )
+        ) + ("" if outcome.frames is None else f", {outcome.frames} frames")
         return f"{counter} {outcome.input} -> {outcome.output} ({outcome.seconds:.2f} s{extra})"
 
     def _print(self, console: Console, text: str) -> None:
@@ -181,6 +210,13 @@ class Reporter:
             console.print(text, markup=False)
         else:
             print(text, file=sys.stderr if console.stderr else sys.stdout, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if math.isinf(seconds):
+        return "unknown"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
 def _rounded(value: float | None) -> float | None:

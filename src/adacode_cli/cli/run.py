@@ -17,6 +17,7 @@ from adacode_cli.cli.interrupt import StopRequest
 from adacode_cli.cli.options import SharedOptions
 from adacode_cli.cli.report import FAILED, INTERRUPTED, Reporter
 from adacode_cli.cli.tasks import Task
+from adacode_cli.cli.video_batch import run_videos, split_videos
 from adacode_cli.engine.restorer import RestoreOptions, Restorer
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.inputs import collect_inputs, input_root, is_file_output, plan_outputs
@@ -43,11 +44,13 @@ def run_restoration(
     model's own scale is used, and the registry default is looked up at `default_scale`.
     """
     plan = plan_jobs(input_spec, output, task_name, shared)
+    plan, videos = split_videos(plan, shared)
     restorer = load_restorer(task_name, scale, default_scale, shared)
     task = make_task(restorer.config)
     stop = StopRequest()
     reporter = Reporter(
-        len(plan), json_lines=shared.json_lines, quiet=shared.quiet, verbose=shared.verbose
+        len(plan) + len(videos),
+        json_lines=shared.json_lines, quiet=shared.quiet, verbose=shared.verbose,
     )
     if shared.verbose:
         config = restorer.config
@@ -58,6 +61,8 @@ def run_restoration(
     with stop.catching_ctrl_c(), reporter:
         outcomes = run_batch(plan, task=task, restorer=restorer, settings=settings,
                              reporter=reporter, should_stop=stop)
+        outcomes += run_videos(videos, task=task, restorer=restorer, shared=shared,
+                               reporter=reporter, should_stop=stop)
     interrupted = stop() or any(outcome.status == INTERRUPTED for outcome in outcomes)
     reporter.summary(outcomes, time.perf_counter() - started, interrupted=interrupted)
     if interrupted:

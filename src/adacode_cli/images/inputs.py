@@ -9,9 +9,10 @@ from pathlib import Path
 from adacode_cli.atomic import TEMP_PREFIX
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.formats import READABLE_EXTENSIONS, WRITABLE_FORMATS, is_image_path
+from adacode_cli.video.codecs import CONTAINERS, DEFAULT_CONTAINER, VIDEO_EXTENSIONS
 
 _GLOB_CHARACTERS = frozenset("*?[")
-EXT_CHOICES = ("auto", "png", "jpg", "webp", "tif")
+EXT_CHOICES = ("auto", "png", "jpg", "webp", "tif", "mp4", "mkv", "mov", "webm")
 
 
 def collect_inputs(spec: str, recursive: bool) -> list[Path]:
@@ -25,23 +26,24 @@ def collect_inputs(spec: str, recursive: bool) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = images_in(path, recursive=recursive)
+        found = images_in(path, recursive=recursive, videos=True)
         if not found:
             hint = "" if recursive else " (use --recursive to search sub-folders)"
             raise AdaCodeError(f"{spec}: no images ({_extension_list()}) in this folder{hint}")
         return found
     if _GLOB_CHARACTERS & set(spec):
-        found = _images((Path(p) for p in glob.glob(spec, recursive=recursive)), None)
+        found = _images((Path(p) for p in glob.glob(spec, recursive=recursive)), None, True)
         if not found:
             raise AdaCodeError(f"{spec}: the pattern matches no images ({_extension_list()})")
         return found
     raise AdaCodeError(f"{spec}: no such file or folder")
 
 
-def images_in(folder: Path, *, recursive: bool) -> list[Path]:
-    """The image files in `folder` (and its sub-folders when `recursive`), sorted; hidden files
-    and folders are skipped, our temporary files among them. Empty when there are none."""
-    return _images(folder.rglob("*") if recursive else folder.iterdir(), folder)
+def images_in(folder: Path, *, recursive: bool, videos: bool = False) -> list[Path]:
+    """The image files (and video files when `videos`) in `folder` (and its sub-folders when
+    `recursive`), sorted; hidden files and folders are skipped, our temporary files among them.
+    Empty when there are none."""
+    return _images(folder.rglob("*") if recursive else folder.iterdir(), folder, videos)
 
 
 def input_root(spec: str) -> Path:
@@ -135,16 +137,18 @@ def refuse_shared_outputs(inputs: list[Path], outputs: list[Path], *, hint: str 
 
 
 def is_file_output(output: Path) -> bool:
-    """True when `output` names a result file rather than a folder: an image extension we write,
-    and not an existing folder."""
-    return output.suffix.lower() in WRITABLE_FORMATS and not output.is_dir()
+    """True when `output` names a result file rather than a folder: an image extension or video
+    container we write, and not an existing folder."""
+    suffix = output.suffix.lower()
+    return (suffix in WRITABLE_FORMATS or suffix in CONTAINERS) and not output.is_dir()
 
 
-def _images(candidates: Iterable[Path], root: Path | None) -> list[Path]:
+def _images(candidates: Iterable[Path], root: Path | None, videos: bool = False) -> list[Path]:
+    accept = is_media_path if videos else is_image_path
     found = {
         path
         for path in candidates
-        if is_image_path(path) and not _hidden(path, root) and path.is_file()
+        if accept(path) and not _hidden(path, root) and path.is_file()
     }
     return sorted(found)
 
@@ -155,10 +159,18 @@ def _hidden(path: Path, root: Path | None) -> bool:
     return any(part.startswith(".") for part in parts) or path.name.startswith(TEMP_PREFIX)
 
 
+def is_media_path(path: Path) -> bool:
+    """An image or a video extension (animated GIF/WebP are images until asked otherwise)."""
+    return is_image_path(path) or path.suffix.lower() in VIDEO_EXTENSIONS
+
+
 def output_suffix(input_path: Path, ext: str = "auto") -> str:
-    """The extension of `input_path`'s result: `ext`'s, else the input's own where we can write
-    that format, else .png (gif, bmp)."""
-    if ext != "auto":
+    """The extension of `input_path`'s result: `ext`'s where it is of the input's kind (image
+    format or video container), else the input's own where we can write that format, else
+    .png for images (gif, bmp) and .mp4 for videos."""
+    if input_path.suffix.lower() in VIDEO_EXTENSIONS:
+        return "." + ext if "." + ext in CONTAINERS else DEFAULT_CONTAINER
+    if ext != "auto" and "." + ext in WRITABLE_FORMATS:
         return "." + ext
     if input_path.suffix.lower() in WRITABLE_FORMATS:
         return input_path.suffix
@@ -192,4 +204,4 @@ def _leading_literal_parts(pattern: Path) -> list[str]:
 
 
 def _extension_list() -> str:
-    return ", ".join(ext.lstrip(".") for ext in sorted(READABLE_EXTENSIONS))
+    return ", ".join(ext.lstrip(".") for ext in sorted(READABLE_EXTENSIONS | VIDEO_EXTENSIONS))

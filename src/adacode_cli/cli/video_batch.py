@@ -1,0 +1,327 @@
+"""The per-video loop: probe, decode frames ahead, restore each one, encode segments, mux.
+
+Videos share the batch's model, task, reporter and stop request with images. Each video is
+written as resumable segments (`video.segments`) and only muxed to its output name once every
+frame is done, so the output name never holds a partial file. A stop request (Ctrl-C) ends the
+video after the engine's current tile batch: the frames done stay as complete segments, and a
+playable `partial` file of them is left in the work folder; a rerun continues from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adacode_cli.cli.options import SharedOptions
+from adacode_cli.cli.report import DONE, FAILED, INTERRUPTED, SKIPPED, ImageOutcome, Reporter
+from adacode_cli.cli.tasks import Inpainting, Task
+from adacode_cli.engine.restorer import RestoreInterrupted, Restorer
+from adacode_cli.errors import AdaCodeError
+from adacode_cli.images.decode import LoadedImage
+from adacode_cli.images.formats import is_image_path
+from adacode_cli.images.inputs import refuse_shared_outputs
+from adacode_cli.video.codecs import (
+    ANIMATED_EXTENSIONS,
+    CONTAINERS,
+    DEFAULT_CONTAINER,
+    VIDEO_EXTENSIONS,
+    VideoCodec,
+    choose_codec,
+)
+
+#: A segment is closed after this much video or this much wall time, whichever comes first: the
+#: most work a crash (not a Ctrl-C, which closes the segment cleanly) can lose.
+SEGMENT_VIDEO_SECONDS = 2.0
+SEGMENT_WALL_SECONDS = 60.0
+
+_FRAME_NUMBER = re.compile(r"(\d+)$")
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How videos are written (`--video-codec`, `--crf`, `--resume`, `--overwrite`)."""
+
+    codec: str
+    crf: int
+    resume: bool
+    overwrite: bool
+
+
+def video_settings(shared: SharedOptions) -> VideoSettings:
+    return VideoSettings(shared.video_codec.value, shared.crf, shared.resume, shared.overwrite)
+
+
+def split_videos(
+    plan: list[tuple[Path, Path]], shared: SharedOptions
+) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(image pairs, video pairs) of `plan`. Animated GIF/WebP inputs are videos with
+    `--animated`; a video whose planned output is no video container is written as MP4.
+    Codec/container mismatches and a missing video extra fail here, before the model loads."""
+    settings = video_settings(shared)
+    images, videos = [], []
+    for source, target in plan:
+        if not _is_video(source, shared.animated):
+            images.append((source, target))
+            continue
+        if target.suffix.lower() not in CONTAINERS:
+            target = target.with_suffix(DEFAULT_CONTAINER)
+        choose_codec(settings.codec, target.suffix, settings.crf)
+        videos.append((source, target))
+    if videos:
+        from adacode_cli.video.ffmpeg import ffmpeg_exe
+
+        ffmpeg_exe()
+        pairs = images + videos
+        refuse_shared_outputs([s for s, _ in pairs], [t for _, t in pairs],
+                              hint="use --suffix, or separate folders")
+    return images, videos
+
+
+def _is_video(path: Path, animated: bool) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return True
+    if not (animated and suffix in ANIMATED_EXTENSIONS):
+        return False
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1) > 1
+    except (OSError, UnidentifiedImageError):
+        return False
+
+
+def model_identity(restorer: Restorer) -> str:
+    """A digest of the network's weights and precision: segments made by another model are
+    never joined to this one's."""
+    import torch
+
+    digest = hashlib.sha256(repr(restorer.config).encode() + restorer.precision.encode())
+    for tensor in restorer.network.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def run_videos(
+    plan: list[tuple[Path, Path]],
+    *,
+    task: Task,
+    restorer: Restorer,
+    shared: SharedOptions,
+    reporter: Reporter,
+    should_stop: Callable[[], bool],
+) -> list[ImageOutcome]:
+    """Restore every (video, output) pair of `plan`, one after the other; a failed video is
+    reported and the batch goes on, a stop request ends it after the current video's batch."""
+    settings = video_settings(shared)
+    outcomes: list[ImageOutcome] = []
+    model = model_identity(restorer) if plan else ""
+    for source, target in plan:
+        if should_stop():
+            break
+        if not settings.overwrite and target.exists():
+            outcome, failure = ImageOutcome(source, target, SKIPPED), None
+        else:
+            job = _VideoJob(source, target, task, restorer, settings, reporter, should_stop)
+            outcome, failure = job.run(model)
+        reporter.finish_image(outcome, failure)
+        outcomes.append(outcome)
+        if outcome.status == INTERRUPTED:
+            break
+    return outcomes
+
+
+@dataclass
+class _VideoJob:
+    """One video on its way from source to output."""
+
+    source: Path
+    target: Path
+    task: Task
+    restorer: Restorer
+    settings: VideoSettings
+    reporter: Reporter
+    should_stop: Callable[[], bool]
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    def run(self, model: str) -> tuple[ImageOutcome, BaseException | None]:
+        """Make the output; the outcome to report and the error behind a failure."""
+        from adacode_cli.video.mux import mux
+        from adacode_cli.video.probe import probe_video
+        from adacode_cli.video.segments import SegmentStore
+
+        started = time.perf_counter()
+        store = None
+        try:
+            info = probe_video(self.source)
+            codec = choose_codec(self.settings.codec, self.target.suffix, self.settings.crf)
+            frame_task = _frame_tasks(self.task, self.source, info.frames)
+            store = SegmentStore.open(
+                self.target, self._identity(model, codec), resume=self.settings.resume
+            )
+            if info.variable_rate is not None:
+                slow, fast = info.variable_rate
+                self.warnings.append(
+                    f"{self.source}: variable frame rate ({slow:g} to {fast:g} fps): frames "
+                    f"repeated or dropped to a constant {float(info.rate):.3f} fps, "
+                    "keeping the timing and the audio in sync")
+            self._encode(info, store, codec, frame_task)
+            if store.frames_done != info.frames and info.variable_rate is None:
+                self.warnings.append(f"{self.source}: {store.frames_done} frames decoded, the "
+                                     f"container lists {info.frames}")
+            self.warnings += mux(store, self.source, info, codec, self.target)
+            store.discard()
+            return self._outcome(DONE, started, store.frames_done), None
+        except RestoreInterrupted:
+            assert store is not None
+            self._leave_partial(store, info, codec, mux)
+            return self._outcome(INTERRUPTED, started, store.frames_done), None
+        except AdaCodeError as error:
+            if store is not None:
+                store.discard()
+            outcome = self._outcome(FAILED, started, None)
+            outcome.error = str(error) if str(error).startswith(str(self.source)) else (
+                f"{self.source}: {error}")
+            return outcome, error
+
+    def _identity(self, model: str, codec: VideoCodec) -> dict[str, Any]:
+        stat = self.source.stat()
+        return {"source": str(self.source.resolve()), "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns, "model": model, "task": repr(self.task),
+                "codec": list(codec.arguments)}
+
+    def _encode(self, info: Any, store: Any, codec: VideoCodec,
+                frame_task: Callable[[int], Task]) -> None:
+        """Restore frames from the first one not yet in a segment to the end, segment by
+        segment; a stop request closes the current segment cleanly and raises."""
+        from adacode_cli.video.streams import FrameReader
+
+        start = store.frames_done
+        self.reporter.start_frames(self.source, info.frames, start)
+        filters = _decode_filters(info.rate if info.variable_rate else None, start)
+        with FrameReader(self.source, info.stream, (info.width, info.height), filters) as reader:
+            frames = enumerate(reader, start)
+            while self._encode_segment(frames, info, store, codec, frame_task):
+                pass
+
+    def _encode_segment(self, frames: Iterator[tuple[int, np.ndarray]], info: Any, store: Any,
+                        codec: VideoCodec, frame_task: Callable[[int], Task]) -> bool:
+        """Encode one segment; False once the frames have run out."""
+        from adacode_cli.video.streams import FrameWriter
+
+        limit = max(1, round(float(info.rate) * SEGMENT_VIDEO_SECONDS))
+        opened = time.perf_counter()
+        path = store.next_path()
+        writer: FrameWriter | None = None
+        try:
+            for index, frame in frames:
+                if self.should_stop():
+                    raise RestoreInterrupted("stopped between frames")
+                result = self._restore(frame_task(index), frame, codec)
+                if writer is None:
+                    size = (result.shape[1], result.shape[0])
+                    writer = FrameWriter(path, size, str(info.rate),
+                                         [*codec.arguments, "-f", "nut"]).__enter__()
+                writer.write(result)
+                self.reporter.frames(index + 1, info.frames)
+                if writer.frames >= limit or time.perf_counter() - opened > SEGMENT_WALL_SECONDS:
+                    break
+        except RestoreInterrupted:
+            if writer is not None:
+                writer.close()
+                store.add(path, writer.frames)
+            raise
+        except BaseException as error:
+            if writer is not None:
+                writer.__exit__(type(error), error, error.__traceback__)
+                path.unlink(missing_ok=True)
+            raise
+        if writer is None:
+            return False
+        writer.close()
+        store.add(path, writer.frames)
+        return True
+
+    def _restore(self, task: Task, frame: np.ndarray, codec: VideoCodec) -> np.ndarray:
+        """One frame through the task and the engine, as the image path does for a picture."""
+        image = LoadedImage(frame, None, False, 8, None, None, "VIDEO")
+        prepared = task.prepare(self.source, image)
+        result = self.restorer.restore(prepared.network_input, should_stop=self.should_stop)
+        for notice in result.notices:
+            if notice not in self.warnings:
+                self.warnings.append(notice)
+        final = prepared.finish(result.image)
+        if codec.subsampled and (final.shape[0] % 2 or final.shape[1] % 2):
+            note = (f"{self.source}: {final.shape[1]}x{final.shape[0]} frames padded to even "
+                    f"sides by repeating the last row/column ({codec.name} stores colour at "
+                    "half resolution)")
+            if note not in self.warnings:
+                self.warnings.append(note)
+            final = np.pad(final, ((0, final.shape[0] % 2), (0, final.shape[1] % 2), (0, 0)),
+                           mode="edge")
+        return final
+
+    def _leave_partial(self, store: Any, info: Any, codec: VideoCodec, mux: Any) -> None:
+        """After a stop: a playable file of the frames done, next to the segments."""
+        done = store.frames_done
+        if done == 0:
+            self.warnings.append(f"{self.source}: stopped before the first frame was done")
+            return
+        partial = store.folder / f"partial{self.target.suffix}"
+        mux(store, self.source, info, codec, partial, seconds=Fraction(done) / info.rate)
+        self.warnings.append(
+            f"{self.source}: stopped after {done} of {info.frames} frames; they are playable in "
+            f"{partial}; run the same command again to continue")
+
+    def _outcome(self, status: str, started: float, frames: int | None) -> ImageOutcome:
+        return ImageOutcome(self.source, self.target, status,
+                            seconds=time.perf_counter() - started, warnings=self.warnings,
+                            frames=frames)
+
+
+def _decode_filters(constant_rate: Fraction | None, start: int) -> str:
+    """ffmpeg filters: resample to `constant_rate` (variable-rate sources), then skip the
+    `start` frames already done."""
+    filters = [f"fps={constant_rate}"] if constant_rate is not None else []
+    if start:
+        filters.append(f"trim=start_frame={start}")
+    return ",".join(filters)
+
+
+def _frame_tasks(task: Task, source: Path, frames: int) -> Callable[[int], Task]:
+    """The task for frame k: `task` itself, or for inpainting with a folder of numbered masks
+    (`frame_000123.png`) the mask whose number is k plus the smallest number in the folder.
+    A mask named after the video is used for every frame. Missing frames fail up front."""
+    if not isinstance(task, Inpainting) or not task.mask_spec.is_dir():
+        return lambda index: task
+    folder = task.mask_spec
+    candidates = [p for p in folder.iterdir()
+                  if is_image_path(p) and p.is_file() and not p.name.startswith(".")]
+    own = [path for path in candidates if path.stem == source.stem]
+    if own:
+        whole = dataclasses.replace(task, mask_spec=own[0])
+        return lambda index: whole
+    numbered: dict[int, Path] = {}
+    for path in sorted(candidates):
+        if (match := _FRAME_NUMBER.search(path.stem)) is not None:
+            numbered.setdefault(int(match.group(1)), path)
+    if not numbered:
+        raise AdaCodeError(f"{source}: no mask named {source.stem}.* and no numbered frame "
+                           f"masks (frame_000001.png, ...) in {folder}")
+    first = min(numbered)
+    missing = [index for index in range(frames) if first + index not in numbered]
+    if missing:
+        raise AdaCodeError(f"{source}: {len(missing)} of {frames} frames have no mask in "
+                           f"{folder} (the first: frame {missing[0]}, number "
+                           f"{first + missing[0]})")
+    return lambda index: dataclasses.replace(task, mask_spec=numbered[first + index])
