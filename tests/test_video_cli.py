@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -84,7 +89,7 @@ def test_each_frame_equals_the_image_command_on_that_frame(tmp_path, capsys, mod
 
 
 def test_stop_leaves_no_output_then_a_rerun_completes_it(tmp_path, capsys, models, monkeypatch):
-    clip = make_clip(tmp_path / "clip.mkv", frames=8, size=(32, 24), rate=8, video=LOSSLESS)
+    clip = make_clip(tmp_path / "clip.mkv", frames=6, size=(32, 24), rate=6, video=LOSSLESS)
     out = tmp_path / "out.mkv"
     arguments = ("sr", str(clip), str(out), "-w", str(models["sr2"]), "--video-codec", "ffv1")
     done = {"frames": 0}
@@ -93,7 +98,7 @@ def test_stop_leaves_no_output_then_a_rerun_completes_it(tmp_path, capsys, model
     ran = run_cli(capsys, *arguments)
     assert ran.code == 130
     assert not out.exists()
-    assert "stopped after 3 of 8 frames" in ran.stderr
+    assert "stopped after 3 of 6 frames" in ran.stderr
     partial = work_folder(out) / "partial.mkv"
     assert read_frames(partial, (64, 48)).shape[0] == 3  # playable: the frames done
 
@@ -106,6 +111,33 @@ def test_stop_leaves_no_output_then_a_rerun_completes_it(tmp_path, capsys, model
     np.testing.assert_array_equal(read_frames(out, (64, 48)), read_frames(fresh, (64, 48)))
     assert duration(out, "a") == duration(clip, "a")
     assert not work_folder(out).exists() and leftovers(tmp_path) == []
+
+
+def test_ctrl_c_in_a_real_process_then_a_rerun_continues(tmp_path, capsys, models):
+    clip = make_clip(tmp_path / "clip.mkv", frames=8, size=(32, 24), rate=2, video=LOSSLESS)
+    out = tmp_path / "out.mkv"
+    command = [sys.executable, "-m", "adacode_cli", "sr", str(clip), str(out),
+               "-w", str(models["sr2"]), "--video-codec", "ffv1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    manifest = work_folder(out) / "manifest.json"
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if manifest.exists() and json.loads(manifest.read_text())["segments"]:
+            break  # the first segment (4 frames, 2 s of video) is complete
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal does: the whole process group
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 130, errors
+    assert "Traceback" not in errors and not out.exists()
+    done = read_frames(work_folder(out) / "partial.mkv", (64, 48)).shape[0]
+    assert 4 <= done < 8
+
+    rerun = run_cli(capsys, *command[3:])
+    assert rerun.code == 0, rerun.stderr
+    assert read_frames(out, (64, 48)).shape[0] == 8
+    assert duration(out, "v") == duration(clip, "v")
+    assert not work_folder(out).exists()
 
 
 def test_bad_videos_fail_with_one_line_and_the_batch_goes_on(tmp_path, capsys, models):
@@ -132,14 +164,15 @@ def test_bad_videos_fail_with_one_line_and_the_batch_goes_on(tmp_path, capsys, m
     assert good.exists() and leftovers(tmp_path) == []
 
 
-def test_rotation_metadata_is_kept(tmp_path, capsys, models):
-    plain = make_clip(tmp_path / "plain.mp4", frames=2, size=(32, 24), rate=2, audio=False)
+def test_rotation_and_pixel_aspect_are_kept(tmp_path, capsys, models):
+    plain = make_clip(tmp_path / "plain.mp4", frames=2, size=(32, 24), rate=2, audio=False,
+                      video=("-c:v", "libx264", "-pix_fmt", "yuv420p", "-vf", "setsar=4/3"))
     clip = tmp_path / "clip.mp4"
     run("-y", "-display_rotation", "90", "-i", str(plain), "-c", "copy", str(clip))
     ran = run_cli(capsys, "sr", str(clip), str(tmp_path / "out.mp4"), "-w", str(models["sr2"]))
     assert ran.code == 0, ran.stderr
     header = stream_header(tmp_path / "out.mp4")
-    assert "rotation of 90.00 degrees" in header and "64x48" in header
+    assert "rotation of 90.00 degrees" in header and "64x48 [SAR 4:3" in header
 
 
 def test_inpaint_video_with_one_mask_per_frame(tmp_path, capsys, models):

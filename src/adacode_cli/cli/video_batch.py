@@ -153,6 +153,7 @@ class _VideoJob:
     reporter: Reporter
     should_stop: Callable[[], bool]
     warnings: list[str] = dataclasses.field(default_factory=list)
+    output_pixels: int = 0  # written by this run (a resumed video's earlier frames not counted)
 
     def run(self, model: str) -> tuple[ImageOutcome, BaseException | None]:
         """Make the output; the outcome to report and the error behind a failure."""
@@ -230,8 +231,10 @@ class _VideoJob:
                 result = self._restore(frame_task(index), frame, codec)
                 if writer is None:
                     size = (result.shape[1], result.shape[0])
+                    aspect = info.pixel_aspect
+                    keep = ["-vf", f"setsar={aspect.numerator}/{aspect.denominator}"]
                     writer = FrameWriter(path, size, str(info.rate),
-                                         [*codec.arguments, "-f", "nut"]).__enter__()
+                                         [*codec.arguments, *keep, "-f", "nut"]).__enter__()
                 writer.write(result)
                 self.reporter.frames(index + 1, info.frames)
                 if writer.frames >= limit or time.perf_counter() - opened > SEGMENT_WALL_SECONDS:
@@ -261,6 +264,7 @@ class _VideoJob:
             if notice not in self.warnings:
                 self.warnings.append(notice)
         final = prepared.finish(result.image)
+        self.output_pixels += final.shape[0] * final.shape[1]
         if codec.subsampled and (final.shape[0] % 2 or final.shape[1] % 2):
             note = (f"{self.source}: {final.shape[1]}x{final.shape[0]} frames padded to even "
                     f"sides by repeating the last row/column ({codec.name} stores colour at "
@@ -286,7 +290,7 @@ class _VideoJob:
     def _outcome(self, status: str, started: float, frames: int | None) -> ImageOutcome:
         return ImageOutcome(self.source, self.target, status,
                             seconds=time.perf_counter() - started, warnings=self.warnings,
-                            frames=frames)
+                            frames=frames, output_pixels=self.output_pixels)
 
 
 def _decode_filters(constant_rate: Fraction | None, start: int) -> str:

@@ -34,12 +34,23 @@ def base_command() -> list[str]:
     return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error"]
 
 
+#: ffmpeg runs in its own session: Ctrl-C in the terminal reaches only adacode, which stops
+#: cleanly and then closes the pipes itself (ffmpeg would otherwise end a segment early).
+SESSION = {"start_new_session": True}
+
+
+def run_process(arguments: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ffmpeg (banner off) with `arguments` to completion, its output captured as text."""
+    return subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", *arguments],
+        capture_output=True, text=True, errors="replace", **SESSION,
+    )
+
+
 def run_ffmpeg(arguments: list[str], source: Path, what: str) -> str:
     """Run ffmpeg with `arguments` to completion; its stdout as text. A failure raises
     `VideoError` naming `source` and `what` was being done, with ffmpeg's first error line."""
-    done = subprocess.run(
-        [*base_command(), *arguments], capture_output=True, text=True, errors="replace"
-    )
+    done = run_process(["-v", "error", *arguments])
     if done.returncode != 0:
         raise VideoError(f"{source}: {what} failed: {first_error(done.stderr)}")
     return done.stdout

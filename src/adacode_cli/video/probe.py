@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import itertools
 import re
-import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from adacode_cli.video.ffmpeg import VideoError, ffmpeg_exe, first_error, run_ffmpeg
+from adacode_cli.video.ffmpeg import VideoError, first_error, run_ffmpeg, run_process
 
 #: Frame intervals may differ by this fraction of the mean (plus one timestamp tick, the
 #: container's rounding) and the rate still counts as constant.
@@ -27,6 +26,7 @@ DECODE_TO_COUNT = frozenset({"webp_anim", "webp", "apng"})
 _STREAM = re.compile(r"^\s*Stream #0:(\d+)\S*: (Video|Audio): ([\w-]+)")
 _SIZE = re.compile(r", (\d+)x(\d+)[ ,\[]")
 _FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
+_ASPECT = re.compile(r"SAR (\d+):(\d+)")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 
 
@@ -43,6 +43,7 @@ class VideoInfo:
     rotation: float  # degrees of the display matrix, 0 when none
     audio_codec: str | None  # the first audio stream's codec, None without audio
     variable_rate: tuple[float, float] | None = None  # (slowest, fastest) fps when not constant
+    pixel_aspect: Fraction = Fraction(1)  # width:height of one pixel (anamorphic video)
 
     @property
     def duration(self) -> float:
@@ -52,7 +53,7 @@ class VideoInfo:
 def probe_video(path: Path) -> VideoInfo:
     """Read `path`'s header and packet timestamps; `VideoError` when it is no readable video."""
     header = _header(path)
-    stream, codec, size, rotation, header_rate = _video_stream(path, header)
+    stream, codec, size, rotation, header_rate, aspect = _video_stream(path, header)
     audio = next(
         (match.group(3) for line in header if (match := _STREAM.match(line))
          and match.group(2) == "Audio"),
@@ -66,15 +67,13 @@ def probe_video(path: Path) -> VideoInfo:
         frames = max(1, round(float((timestamps[-1][0] - timestamps[0][0]) * rate)) + 1)
     else:
         frames = len(timestamps)
-    return VideoInfo(stream, codec, size[0], size[1], frames, rate, rotation, audio, variable)
+    return VideoInfo(stream, codec, size[0], size[1], frames, rate, rotation, audio, variable,
+                     aspect)
 
 
 def _header(path: Path) -> list[str]:
     """ffmpeg's description of the input (it exits 1 for want of an output, as expected)."""
-    done = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-        capture_output=True, text=True, errors="replace",
-    )
+    done = run_process(["-i", str(path)])
     if "Error opening input" in done.stderr or "Input #0" not in done.stderr:
         lines = done.stderr.splitlines()
         own = [line for line in lines if "Error opening input" not in line]
@@ -86,9 +85,9 @@ def _header(path: Path) -> list[str]:
 
 def _video_stream(
     path: Path, header: list[str]
-) -> tuple[int, str, tuple[int, int], float, float | None]:
-    """(index, codec, (width, height), rotation, header fps) of the first real video stream
-    (cover pictures stored as video streams are passed over)."""
+) -> tuple[int, str, tuple[int, int], float, float | None, Fraction]:
+    """(index, codec, (width, height), rotation, header fps, pixel aspect) of the first real
+    video stream (cover pictures stored as video streams are passed over)."""
     for number, line in enumerate(header):
         match = _STREAM.match(line)
         if match is None or match.group(2) != "Video" or "attached pic" in line:
@@ -106,8 +105,12 @@ def _video_stream(
         header_rate = None
         if fps is not None:
             header_rate = float(fps.group(1)) * (1000 if fps.group(2) else 1)
+        sar = _ASPECT.search(line)
+        aspect = Fraction(1)
+        if sar is not None and int(sar.group(1)) > 0 and int(sar.group(2)) > 0:
+            aspect = Fraction(int(sar.group(1)), int(sar.group(2)))
         return (int(match.group(1)), match.group(3), (int(size.group(1)), int(size.group(2))),
-                rotation, header_rate)
+                rotation, header_rate, aspect)
     raise VideoError(f"{path}: no video stream (only {_stream_kinds(header)})")
 
 

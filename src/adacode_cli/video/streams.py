@@ -17,7 +17,7 @@ from types import TracebackType
 
 import numpy as np
 
-from adacode_cli.video.ffmpeg import VideoError, base_command, first_error
+from adacode_cli.video.ffmpeg import SESSION, VideoError, base_command, first_error
 
 _END = object()
 
@@ -31,6 +31,7 @@ class _Process:
             stdin=subprocess.PIPE if not reads else subprocess.DEVNULL,
             stdout=subprocess.PIPE if reads else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            **SESSION,
         )
         self._errors: list[bytes] = []
         self._stderr = threading.Thread(target=self._collect, daemon=True)
