@@ -164,6 +164,16 @@ def test_bad_videos_fail_with_one_line_and_the_batch_goes_on(tmp_path, capsys, m
     assert good.exists() and leftovers(tmp_path) == []
 
 
+def test_a_codec_without_decoder_is_named(tmp_path, capsys, models, monkeypatch):
+    from adacode_cli.video import probe
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=1, size=(32, 24), audio=False)
+    monkeypatch.setattr(probe, "decoders", lambda: frozenset({"vp9"}))
+    ran = run_cli(capsys, "sr", str(clip), str(tmp_path / "out.mp4"), "-w", str(models["sr2"]))
+    assert ran.code == 1
+    assert "clip.mp4: the h264 video codec is not supported" in ran.stderr
+
+
 def test_rotation_and_pixel_aspect_are_kept(tmp_path, capsys, models):
     plain = make_clip(tmp_path / "plain.mp4", frames=2, size=(32, 24), rate=2, audio=False,
                       video=("-c:v", "libx264", "-pix_fmt", "yuv420p", "-vf", "setsar=4/3"))

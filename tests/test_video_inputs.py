@@ -57,6 +57,9 @@ def test_codec_and_container_must_agree_before_the_model_loads(tmp_path, capsys)
                   "--video-codec", "h264", "-w", str(tmp_path / "absent.safetensors"))
     assert ran.code == 2
     assert ".webm cannot hold h264 video" in ran.stderr
+    ran = run_cli(capsys, "sr", str(tmp_path / "clip.mp4"), "--crf", "60",
+                  "-w", str(tmp_path / "absent.safetensors"))
+    assert ran.code == 2 and "--crf 60: h264 takes 0-51" in ran.stderr
 
 
 @pytest.mark.parametrize(("measured", "exact"), [

@@ -25,7 +25,7 @@ Declarations = dict[str, tuple[Any, Any]]
 MODEL_PANEL = "Model and device"
 OUTPUT_PANEL = "Output files"
 DISPLAY_PANEL = "Display"
-VIDEO_PANEL = "Video (pip install \"adacode-cli[video]\")"
+VIDEO_PANEL = "Video (needs the video extra)"
 
 
 class Precision(str, Enum):

@@ -20,7 +20,7 @@ CONTAINERS = {
 }
 DEFAULT_CONTAINER = ".mp4"
 CODEC_CHOICES = ("auto", "h264", "h265", "vp9", "av1", "ffv1")
-DEFAULT_CRF = 18
+MAX_X26X_CRF = 51
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ def choose_codec(choice: str, container: str, crf: int) -> VideoCodec:
         raise AdaCodeError(
             f"{container} cannot hold {name} video (it holds {', '.join(allowed)})"
         )
+    if name in ("h264", "h265") and crf > MAX_X26X_CRF:
+        raise AdaCodeError(f"--crf {crf}: {name} takes 0-{MAX_X26X_CRF}")
     quality = str(crf)
     yuv420 = ("-pix_fmt", "yuv420p")
     table = {

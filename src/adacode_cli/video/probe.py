@@ -7,6 +7,7 @@ frame rate is constant.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ def probe_video(path: Path) -> VideoInfo:
     """Read `path`'s header and packet timestamps; `VideoError` when it is no readable video."""
     header = _header(path)
     stream, codec, size, rotation, header_rate, aspect = _video_stream(path, header)
+    if codec not in decoders():
+        raise VideoError(f"{path}: the {codec} video codec is not supported (no decoder in "
+                         "the ffmpeg of the video extra)")
     audio = next(
         (match.group(3) for line in header if (match := _STREAM.match(line))
          and match.group(2) == "Audio"),
@@ -69,6 +73,21 @@ def probe_video(path: Path) -> VideoInfo:
         frames = len(timestamps)
     return VideoInfo(stream, codec, size[0], size[1], frames, rate, rotation, audio, variable,
                      aspect)
+
+
+@functools.cache
+def decoders() -> frozenset[str]:
+    """The video codecs the ffmpeg binary can decode (asked once per process)."""
+    listing = run_process(["-decoders"]).stdout
+    return frozenset(
+        fields[1] for line in listing.splitlines()
+        if len(fields := line.split()) > 1 and fields[0].startswith("V")
+    ) | frozenset(_codec_names(listing))
+
+
+def _codec_names(listing: str) -> list[str]:
+    """Codec names in parentheses: a decoder such as libdav1d decodes `(codec av1)`."""
+    return re.findall(r"\(codec (\w+)\)", listing)
 
 
 def _header(path: Path) -> list[str]:
