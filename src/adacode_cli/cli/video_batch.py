@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from adacode_cli.cli.batch import _one_line
 from adacode_cli.cli.options import SharedOptions
 from adacode_cli.cli.report import DONE, FAILED, INTERRUPTED, SKIPPED, ImageOutcome, Reporter
 from adacode_cli.cli.tasks import Inpainting, Task
@@ -42,6 +43,10 @@ from adacode_cli.video.codecs import (
 #: most work a crash (not a Ctrl-C, which closes the segment cleanly) can lose.
 SEGMENT_VIDEO_SECONDS = 2.0
 SEGMENT_WALL_SECONDS = 60.0
+
+if TYPE_CHECKING:
+    from adacode_cli.video.probe import VideoInfo
+    from adacode_cli.video.segments import SegmentStore
 
 _FRAME_NUMBER = re.compile(r"(\d+)$")
 
@@ -157,12 +162,11 @@ class _VideoJob:
 
     def run(self, model: str) -> tuple[ImageOutcome, BaseException | None]:
         """Make the output; the outcome to report and the error behind a failure."""
-        from adacode_cli.video.mux import mux
         from adacode_cli.video.probe import probe_video
         from adacode_cli.video.segments import SegmentStore
 
         started = time.perf_counter()
-        store = None
+        store: SegmentStore | None = None
         try:
             info = probe_video(self.source)
             codec = choose_codec(self.settings.codec, self.target.suffix, self.settings.crf)
@@ -170,90 +174,98 @@ class _VideoJob:
             store = SegmentStore.open(
                 self.target, self._identity(model, codec), resume=self.settings.resume
             )
-            if info.variable_rate is not None:
-                slow, fast = info.variable_rate
-                self.warnings.append(
-                    f"{self.source}: variable frame rate ({slow:g} to {fast:g} fps): frames "
-                    f"repeated or dropped to a constant {float(info.rate):.3f} fps, "
-                    "keeping the timing and the audio in sync")
-            self._encode(info, store, codec, frame_task)
-            if store.frames_done != info.frames and info.variable_rate is None:
-                self.warnings.append(f"{self.source}: {store.frames_done} frames decoded, the "
-                                     f"container lists {info.frames}")
-            self.warnings += mux(store, self.source, info, codec, self.target)
-            store.discard()
+            self._note_rate(info)
+            self._encode(_Video(info, codec, store, frame_task))
             return self._outcome(DONE, started, store.frames_done), None
         except RestoreInterrupted:
             assert store is not None
-            self._leave_partial(store, info, codec, mux)
+            self._leave_partial(_Video(info, codec, store, frame_task))
             return self._outcome(INTERRUPTED, started, store.frames_done), None
-        except AdaCodeError as error:
+        except Exception as error:  # one bad video never stops the batch
             if store is not None:
                 store.discard()
             outcome = self._outcome(FAILED, started, None)
-            outcome.error = str(error) if str(error).startswith(str(self.source)) else (
-                f"{self.source}: {error}")
+            outcome.error = _one_line(self.source, error)
             return outcome, error
 
     def _identity(self, model: str, codec: VideoCodec) -> dict[str, Any]:
+        """What the segments of this output are made from; a rerun reuses them only if equal."""
         stat = self.source.stat()
         return {"source": str(self.source.resolve()), "size": stat.st_size,
                 "mtime_ns": stat.st_mtime_ns, "model": model, "task": repr(self.task),
                 "codec": list(codec.arguments)}
 
-    def _encode(self, info: Any, store: Any, codec: VideoCodec,
-                frame_task: Callable[[int], Task]) -> None:
+    def _note_rate(self, info: VideoInfo) -> None:
+        if info.variable_rate is not None:
+            slow, fast = info.variable_rate
+            self.warnings.append(
+                f"{self.source}: variable frame rate ({slow:g} to {fast:g} fps): frames "
+                f"repeated or dropped to a constant {float(info.rate):.3f} fps, keeping the "
+                "timing and the audio in sync")
+
+    def _encode(self, video: _Video) -> None:
         """Restore frames from the first one not yet in a segment to the end, segment by
-        segment; a stop request closes the current segment cleanly and raises."""
+        segment, then mux the output; a stop request closes the current segment and raises."""
+        from adacode_cli.video.mux import mux
         from adacode_cli.video.streams import FrameReader
 
+        info, store = video.info, video.store
         start = store.frames_done
         self.reporter.start_frames(self.source, info.frames, start)
         filters = _decode_filters(info.rate if info.variable_rate else None, start)
         with FrameReader(self.source, info.stream, (info.width, info.height), filters) as reader:
             frames = enumerate(reader, start)
-            while self._encode_segment(frames, info, store, codec, frame_task):
+            while self._encode_segment(frames, video):
                 pass
+        if store.frames_done != info.frames and info.variable_rate is None:
+            self.warnings.append(f"{self.source}: {store.frames_done} frames decoded, the "
+                                 f"container lists {info.frames}")
+        self.warnings += mux(store, self.source, info, video.codec, self.target)
+        store.discard()
 
-    def _encode_segment(self, frames: Iterator[tuple[int, np.ndarray]], info: Any, store: Any,
-                        codec: VideoCodec, frame_task: Callable[[int], Task]) -> bool:
-        """Encode one segment; False once the frames have run out."""
+    def _encode_segment(self, frames: Iterator[tuple[int, np.ndarray]], video: _Video) -> bool:
+        """Encode the next segment (2 s of video or a minute of work); False when no frames
+        were left."""
         from adacode_cli.video.streams import FrameWriter
 
+        info, store = video.info, video.store
         limit = max(1, round(float(info.rate) * SEGMENT_VIDEO_SECONDS))
         opened = time.perf_counter()
+        done = self._next_result(frames, video)
+        if done is None:
+            return False
         path = store.next_path()
-        writer: FrameWriter | None = None
-        try:
-            for index, frame in frames:
-                if self.should_stop():
-                    raise RestoreInterrupted("stopped between frames")
-                result = self._restore(frame_task(index), frame, codec)
-                if writer is None:
-                    size = (result.shape[1], result.shape[0])
-                    aspect = info.pixel_aspect
-                    keep = ["-vf", f"setsar={aspect.numerator}/{aspect.denominator}"]
-                    writer = FrameWriter(path, size, str(info.rate),
-                                         [*codec.arguments, *keep, "-f", "nut"]).__enter__()
-                writer.write(result)
-                self.reporter.frames(index + 1, info.frames)
-                if writer.frames >= limit or time.perf_counter() - opened > SEGMENT_WALL_SECONDS:
-                    break
-        except RestoreInterrupted:
-            if writer is not None:
+        aspect = ["-vf", f"setsar={info.pixel_aspect.numerator}/{info.pixel_aspect.denominator}"]
+        size = (done[1].shape[1], done[1].shape[0])
+        with FrameWriter(path, size, str(info.rate),
+                         [*video.codec.arguments, *aspect, "-f", "nut"]) as writer:
+            try:
+                while done is not None:
+                    writer.write(done[1])
+                    self.reporter.frames(done[0] + 1, info.frames)
+                    if (writer.frames >= limit
+                            or time.perf_counter() - opened > SEGMENT_WALL_SECONDS):
+                        break
+                    done = self._next_result(frames, video)
+            except RestoreInterrupted:  # the frames written so far make a complete segment
                 writer.close()
                 store.add(path, writer.frames)
-            raise
-        except BaseException as error:
-            if writer is not None:
-                writer.__exit__(type(error), error, error.__traceback__)
-                path.unlink(missing_ok=True)
-            raise
-        if writer is None:
-            return False
-        writer.close()
+                raise
+            writer.close()
         store.add(path, writer.frames)
         return True
+
+    def _next_result(
+        self, frames: Iterator[tuple[int, np.ndarray]], video: _Video
+    ) -> tuple[int, np.ndarray] | None:
+        """(index, restored frame) of the next frame, None at the end of the video."""
+        if self.should_stop():
+            raise RestoreInterrupted("stopped between frames")
+        following = next(frames, None)
+        if following is None:
+            return None
+        index, frame = following
+        return index, self._restore(video.frame_task(index), frame, video.codec)
 
     def _restore(self, task: Task, frame: np.ndarray, codec: VideoCodec) -> np.ndarray:
         """One frame through the task and the engine, as the image path does for a picture."""
@@ -275,22 +287,39 @@ class _VideoJob:
                            mode="edge")
         return final
 
-    def _leave_partial(self, store: Any, info: Any, codec: VideoCodec, mux: Any) -> None:
+    def _leave_partial(self, video: _Video) -> None:
         """After a stop: a playable file of the frames done, next to the segments."""
-        done = store.frames_done
+        from adacode_cli.video.mux import mux
+
+        done = video.store.frames_done
         if done == 0:
             self.warnings.append(f"{self.source}: stopped before the first frame was done")
             return
-        partial = store.folder / f"partial{self.target.suffix}"
-        mux(store, self.source, info, codec, partial, seconds=Fraction(done) / info.rate)
+        partial = video.store.folder / f"partial{self.target.suffix}"
+        try:
+            mux(video.store, self.source, video.info, video.codec, partial,
+                seconds=Fraction(done) / video.info.rate)
+        except AdaCodeError as error:
+            self.warnings.append(f"no playable partial file ({error})")
         self.warnings.append(
-            f"{self.source}: stopped after {done} of {info.frames} frames; they are playable in "
-            f"{partial}; run the same command again to continue")
+            f"{self.source}: stopped after {done} of {video.info.frames} frames; they are "
+            f"playable in {partial}; run the same command again to continue")
 
     def _outcome(self, status: str, started: float, frames: int | None) -> ImageOutcome:
         return ImageOutcome(self.source, self.target, status,
                             seconds=time.perf_counter() - started, warnings=self.warnings,
                             frames=frames, output_pixels=self.output_pixels)
+
+
+@dataclass(frozen=True)
+class _Video:
+    """What one video's frames need once it is probed: its stream, the codec writing it, the
+    segments done, and the task for each frame."""
+
+    info: VideoInfo
+    codec: VideoCodec
+    store: SegmentStore
+    frame_task: Callable[[int], Task]
 
 
 def _decode_filters(constant_rate: Fraction | None, start: int) -> str:

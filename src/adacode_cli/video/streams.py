@@ -119,7 +119,8 @@ class FrameReader:
 
 class FrameWriter:
     """Encode HxWx3 uint8 frames with ffmpeg `output_arguments` into `target`; `close()` waits
-    for the file to be complete. Leaving the block with an exception kills the encoder."""
+    for the file to be complete. Leaving the block with an exception before `close()` kills the
+    encoder and removes the incomplete file."""
 
     def __init__(
         self, target: Path, size: tuple[int, int], rate: str, output_arguments: list[str],
@@ -135,6 +136,7 @@ class FrameWriter:
             reads=False,
         )
         self._failure: BaseException | None = None
+        self._closed = False
         self._thread = threading.Thread(target=self._encode, daemon=True, name="adacode-encode")
         self._thread.start()
 
@@ -164,6 +166,7 @@ class FrameWriter:
         code = self._process.process.wait()
         if code != 0 or self._failure is not None:
             self._raise()
+        self._closed = True
 
     def _raise(self) -> None:
         self._process.kill()
@@ -177,8 +180,9 @@ class FrameWriter:
         self, kind: type[BaseException] | None, error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if kind is not None:
+        if kind is not None and not self._closed:
             self._process.kill()  # the feeding thread's writes now fail at once, so it drains
             if self._thread.is_alive():
                 self._queue.put(_END)
             self._thread.join()
+            self.target.unlink(missing_ok=True)  # incomplete
