@@ -3,7 +3,8 @@
 For each scale: the full-size official sr network with deterministic random weights (seed 0) is
 saved to a temporary file, a test-pattern clip with a tone is made with ffmpeg, then
   - baseline: the clip's frames, already decoded, restored one by one with `Restorer.restore`
-    in this process (the model alone: no decoding, encoding or muxing);
+    in this process by a freshly loaded engine (the model alone: no decoding, encoding or
+    muxing; the first frame's warm-up included, as in the video run);
   - video: `adacode sr clip.mp4 out.mp4 --json` in a subprocess; its JSON record's seconds
     cover probing, decoding, restoring, encoding and muxing (not start-up and model loading).
 The ratio video/baseline is the share of model speed that survives the video pipeline.
@@ -50,8 +51,9 @@ def decoded_frames(path: Path, width: int, height: int) -> np.ndarray:
 
 
 def engine_fps(model: Path, frames: np.ndarray, device: str) -> float:
+    """Frames per second of a freshly loaded engine, first (warm-up) frame included: the video
+    run starts cold too."""
     restorer = Restorer.from_file(model, RestoreOptions(device=device))
-    restorer.restore(frames[0])  # warm-up, as the video's first frame warms the engine too
     started = time.perf_counter()
     for frame in frames:
         restorer.restore(frame)

@@ -213,6 +213,33 @@ def test_inpaint_video_with_one_mask_per_frame(tmp_path, capsys, models):
     assert "1 of 3 frames have no mask" in ran.stderr and "number 2" in ran.stderr
 
 
+def test_animated_gif_is_a_video_only_when_asked(tmp_path, capsys, models):
+    gif = make_clip(tmp_path / "anim.gif", frames=3, size=(32, 24), rate=5, video=(),
+                    audio=False)
+    ran = run_cli(capsys, "sr", str(gif), str(tmp_path / "out"), "-w", str(models["sr2"]),
+                  "--animated")
+    assert ran.code == 0, ran.stderr
+    assert read_frames(tmp_path / "out" / "anim.mp4", (64, 48)).shape[0] == 3
+    ran = run_cli(capsys, "sr", str(gif), str(tmp_path / "still"), "-w", str(models["sr2"]))
+    assert ran.code == 0, ran.stderr
+    assert read_image(tmp_path / "still" / "anim.png").rgb.shape == (48, 64, 3)
+
+
+def test_inpaint_video_with_one_mask_for_every_frame(tmp_path, capsys, models):
+    clip = make_clip(tmp_path / "clip.mkv", frames=2, size=(32, 24), rate=2, video=LOSSLESS,
+                     audio=False)
+    holes = np.zeros((24, 32), np.uint8)
+    holes[8:16, 8:24] = 255
+    mask = save_png(tmp_path / "mask.png", holes)
+    ran = run_cli(capsys, "inpaint", str(clip), str(tmp_path / "out.mkv"),
+                  "-w", str(models["inpaint"]), "--mask", str(mask), "--video-codec", "ffv1")
+    assert ran.code == 0, ran.stderr
+    source, result = read_frames(clip, (32, 24)), read_frames(tmp_path / "out.mkv", (32, 24))
+    keep = holes == 0
+    np.testing.assert_array_equal(result[:, keep], source[:, keep])
+    assert (result[:, ~keep] != source[:, ~keep]).any()
+
+
 def test_variable_frame_rate_is_resampled_with_a_warning(tmp_path, capsys, models):
     clip = make_clip(tmp_path / "vfr.mkv", frames=6, size=(32, 24), rate=6, video=(
         "-vf", "setpts='if(lt(N,3),N,N+3)/6/TB'", "-fps_mode", "passthrough", *LOSSLESS),
