@@ -47,6 +47,15 @@ def save_tiny_model(path: Path, task: str, scale: int) -> Path:
     return path
 
 
+def tiny_models(folder: Path) -> dict[str, Path]:
+    """A tiny random model for each restoration task, saved in `folder`."""
+    return {
+        "sr2": save_tiny_model(folder / "sr2.safetensors", "sr", 2),
+        "inpaint": save_tiny_model(folder / "inpaint.safetensors", "inpaint", 1),
+        "recon": save_tiny_model(folder / "recon.safetensors", "recon", 1),
+    }
+
+
 def noise(shape: tuple[int, ...], dtype: type = np.uint8, seed: int = 0) -> np.ndarray:
     """Random pixels over the full range of `dtype`."""
     top = np.iinfo(dtype).max
@@ -72,3 +81,10 @@ def png_header(path: Path) -> tuple[int, int, int, int]:
 def leftovers(folder: Path) -> list[Path]:
     """Temporary files our atomic writes would leave behind if they were not cleaned up."""
     return [path for path in folder.rglob("*") if path.name.startswith(TEMP_PREFIX)]
+
+
+def touch_image(path: Path) -> Path:
+    """A tiny valid PNG at `path` (folders created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (2, 2)).save(path, format="PNG")
+    return path

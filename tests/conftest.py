@@ -1,26 +1,16 @@
-"""Fixtures shared across the suite: small official-format checkpoints and a CLI runner."""
+"""Fixtures shared across the suite: small official-format checkpoints.
+
+Plain helpers (the CLI runner, fixture paths) live in `process_helpers.py`: conftest holds only
+pytest fixtures, so no test imports it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def run_adacode(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-                timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the real `adacode` entry point in a subprocess (python -m, same interpreter)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "adacode_cli", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout, check=False,
-    )
+from cli_restore_helpers import tiny_models
 
 
 @pytest.fixture
@@ -39,3 +29,9 @@ def make_official_pth(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random sr x2, inpaint and recon models, saved once per test module."""
+    return tiny_models(tmp_path_factory.mktemp("models"))

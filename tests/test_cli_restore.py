@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from adacode_cli.cli.interrupt import StopRequest
 from adacode_cli.cli.tasks import Inpainting
 from adacode_cli.images.decode import LoadedImage, read_image
 from adacode_cli.images.encode import write_image
-from cli_restore_helpers import leftovers, noise, png_header, run_cli, save_png, save_tiny_model
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("models")
-    return {
-        "sr2": save_tiny_model(folder / "sr2.safetensors", "sr", 2),
-        "inpaint": save_tiny_model(folder / "inpaint.safetensors", "inpaint", 1),
-        "recon": save_tiny_model(folder / "recon.safetensors", "recon", 1),
-    }
+from adacode_cli.interrupt import StopRequest
+from cli_restore_helpers import leftovers, noise, png_header, run_cli, save_png
 
 
 def test_sr_keeps_each_images_mode_and_doubles_its_size(tmp_path, capsys, models):
@@ -162,8 +153,12 @@ def test_task_or_scale_mismatch_is_a_setup_error(tmp_path, capsys, models):
     wrong_scale = run_cli(capsys, "sr", str(source), str(tmp_path / "o2"), "-w",
                           str(models["sr2"]), "--scale", "4")
 
-    assert wrong_task.code == 2 and "inpaint x1 model, not sr" in wrong_task.stderr
-    assert wrong_scale.code == 2 and "sr x2 model, not sr x4" in wrong_scale.stderr
+    assert wrong_task.code == 2
+    assert "holds an inpainting model, but `adacode sr` needs a super-resolution model" in (
+        wrong_task.stderr)
+    assert wrong_scale.code == 2
+    assert "holds a super-resolution x2 model, but `adacode sr` needs a super-resolution x4 " \
+        "model" in wrong_scale.stderr
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 
@@ -353,3 +348,54 @@ def test_verbose_shows_the_traceback_of_a_failure(tmp_path, capsys, models):
 
     assert ran.code == 1
     assert "Traceback" in ran.stderr and "failed: " in ran.stderr
+
+
+def test_each_image_is_reported_when_its_file_is_written(tmp_path, capsys, models, monkeypatch):
+    from adacode_cli.cli.report import Reporter
+    from adacode_cli.engine.restorer import Restorer
+
+    for index in range(3):
+        save_png(tmp_path / "in" / f"{index}.png", noise((8, 8, 3), seed=index))
+    events: list[str] = []
+    real_restore, real_finish = Restorer.restore, Reporter.finish_image
+
+    def restore(self, image, **options):
+        result = real_restore(self, image, **options)
+        events.append("restored")
+        return result
+
+    def finish_image(self, outcome, failure=None):
+        assert outcome.output is not None and outcome.output.is_file()
+        events.append(f"reported {outcome.input.name}")
+        return real_finish(self, outcome, failure)
+
+    monkeypatch.setattr(Restorer, "restore", restore)
+    monkeypatch.setattr(Reporter, "finish_image", finish_image)
+
+    ran = run_cli(capsys, "sr", str(tmp_path / "in"), str(tmp_path / "out"),
+                  "-w", str(models["sr2"]))
+
+    assert ran.code == 0, ran.stderr
+    # not one image late: image k is reported before image k+1 has been restored
+    assert events.index("reported 0.png") < events.index("restored", 1)
+    assert events.index("reported 1.png") < len(events) - 1 - events[::-1].index("restored")
+    assert "0.000 output MP/s" not in ran.stdout and "0 output MP/s" not in ran.stdout
+
+
+def test_unreadable_folder_entries_are_reported_as_skipped(tmp_path, capsys, models):
+    folder = tmp_path / "in"
+    save_png(folder / "good.png", noise((8, 8, 3)))
+    (folder / "dangling.png").symlink_to(folder / "gone.png")
+    os.mkfifo(folder / "pipe.png")
+    (folder / "dir.png").mkdir()
+
+    ran = run_cli(capsys, "sr", str(folder), str(tmp_path / "out"), "-w", str(models["sr2"]),
+                  "--json")
+
+    assert ran.code == 0, ran.stderr
+    records = {Path(r["input"]).name: r for r in map(json.loads, ran.stdout.splitlines())}
+    assert records["good.png"]["status"] == "done"
+    assert records["dangling.png"]["reason"] == "a broken symbolic link"
+    assert records["pipe.png"]["reason"] == "a FIFO (named pipe)"
+    assert records["dir.png"]["status"] == "skipped"
+    assert "1 done, 3 skipped, 0 failed" in ran.stderr

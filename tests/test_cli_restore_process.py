@@ -15,7 +15,7 @@ from PIL import Image
 
 from adacode_cli.images.encode import write_image
 from cli_restore_helpers import leftovers, noise, png_header, save_png, save_tiny_model
-from conftest import run_adacode
+from process_helpers import run_adacode
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +111,18 @@ def test_help_does_not_import_torch(args):
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=60, check=False)
     assert ran.returncode == 0, ran.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["sr", "--help"], ["inpaint", "--help"],
+                                  ["weights", "download", "--help"], ["info", "--help"]])
+def test_help_reads_like_a_usual_cli(args):
+    from typer.testing import CliRunner
+
+    from adacode_cli.cli.app import app
+
+    shown = CliRunner().invoke(app, args, terminal_width=120).output
+    assert "Usage: adacode" in shown
+    assert not any(mark in shown for mark in ("<bool>", "<str>", "<int", "<path>", "{")), shown
+    if args[0] == "sr":
+        assert "Usage: adacode sr [OPTIONS] INPUT [OUTPUT]" in shown
+        assert "--tile" in shown and "INTEGER" in shown

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from adacode_cli.images.encode import write_image
-from conftest import run_adacode
+from process_helpers import run_adacode
 from train_fakes import lin_state, vgg_state, write
 
 OFFLINE = {"ADACODE_OFFLINE": "1"}

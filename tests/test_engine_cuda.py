@@ -14,9 +14,9 @@ from adacode_cli.engine.restorer import RestoreOptions, Restorer
 from adacode_cli.model.checkpoint import load_state_strict
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import AdaCodeNet, build_network
-from conftest import FIXTURES
 from engine_helpers import photo_like, psnr, tiny_restorer
 from golden import deterministic_state_dict
+from process_helpers import FIXTURES
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

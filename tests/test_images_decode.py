@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from adacode_cli.errors import ImageError
-from adacode_cli.images.decode import read_image, read_size
+from adacode_cli.images.decode import MemoryBudget, read_image, read_size
 from adacode_cli.images.png16 import encode_png16
 from adacode_cli.images.tiff16 import NO_COMPRESSION, encode_tiff16
 
@@ -301,3 +301,72 @@ def test_image_layer_does_not_import_torch() -> None:
     code = "; ".join(f"import adacode_cli.images.{name}" for name in modules.split())
     check = f"{code}; import sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", check], check=True)
+
+
+def short_png(width: int, height: int, rows: int, *, interlace: int = 0) -> bytes:
+    """A PNG whose complete zlib stream holds only `rows` of its `height` declared rows."""
+    raw = b"".join(b"\x00" + bytes([100]) * (width * 3) for _ in range(rows))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, interlace)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("width", "height", "rows", "interlace"),
+                         [(100, 100, 10, 0), (9000, 9900, 10, 0), (40, 40, 3, 1)])
+def test_pixel_data_short_of_the_declared_size_is_an_error(
+    tmp_path: Path, width: int, height: int, rows: int, interlace: int
+) -> None:
+    path = tmp_path / "short.png"
+    path.write_bytes(short_png(width, height, rows, interlace=interlace))
+    with pytest.raises(ImageError, match=r"short\.png: (truncated image|cannot decode)"):
+        read_image(path)
+    complete = tmp_path / "complete.png"
+    complete.write_bytes(short_png(7, 5, 5))
+    assert read_image(complete).rgb.shape == (5, 7, 3)
+
+
+def test_truncated_files_of_every_format_name_the_file(tmp_path: Path) -> None:
+    for fmt in ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF"):
+        buffer = io.BytesIO()
+        Image.fromarray(random_rgb(64, 64)).save(buffer, fmt)
+        path = tmp_path / f"cut.{fmt.lower()}"
+        path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        with pytest.raises(ImageError, match=rf"cut\.{fmt.lower()}"):
+            read_image(path)
+
+
+def test_an_image_too_large_for_the_memory_free_is_refused_before_decoding(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "big.png"
+    path.write_bytes(short_png(9000, 9900, 1))
+    budget = MemoryBudget(available=2**30, output_scale=4)
+    with pytest.raises(ImageError, match=r"big\.png: 9000x9900 pixels needs about 4\.5 GiB"):
+        read_image(path, budget=budget)
+    small = tmp_path / "small.png"
+    small.write_bytes(short_png(8, 8, 8))
+    assert read_image(small, budget=budget).rgb.shape == (8, 8, 3)
+
+
+def test_truncated_images_are_never_loaded_silently() -> None:
+    from PIL import ImageFile
+
+    import adacode_cli.cli.app
+    import adacode_cli.images.decode  # noqa: F401
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_a_tiny_jpeg_declaring_a_huge_image_is_truncated(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(random_rgb(16, 96)).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    frame = data.index(b"\xff\xc0")
+    data[frame + 5 : frame + 9] = struct.pack(">HH", 9900, 9000)
+    path = tmp_path / "huge.jpg"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match=r"huge\.jpg: truncated image: \d+ bytes cannot hold"):
+        read_image(path)
+    whole = tmp_path / "whole.jpg"
+    whole.write_bytes(buffer.getvalue())
+    assert read_image(whole).rgb.shape == (16, 96, 3)

@@ -1,27 +1,21 @@
-"""collect_inputs and plan_output(s): which files are restored and where results go."""
+"""collect_inputs / list_inputs: which files a command restores, and which entries it skips."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.inputs import (
+    Skipped,
     collect_inputs,
     images_in,
     input_root,
-    is_file_output,
-    plan_output,
-    plan_outputs,
+    list_inputs,
 )
-
-
-def touch_image(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (2, 2)).save(path, format="PNG")
-    return path
+from cli_restore_helpers import touch_image
 
 
 @pytest.fixture
@@ -94,84 +88,25 @@ def test_input_root(mixed: Path) -> None:
     assert input_root(str(mixed / "sub" / "*.webp")) == mixed / "sub"
 
 
-def test_default_output_folder(mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(mixed.parent)
-    planned = plan_output(mixed / "b.png", input_root=mixed, output=None, task="sr")
-    assert planned == Path("adacode-sr/b.png")
-
-
-def test_output_folder_keeps_sub_folders(mixed: Path, tmp_path: Path) -> None:
-    planned = plan_output(
-        mixed / "sub" / "d.webp", input_root=mixed, output=tmp_path / "out", task="sr"
-    )
-    assert planned == tmp_path / "out" / "sub" / "d.webp"
-
-
-def test_unwritable_formats_become_png(mixed: Path, tmp_path: Path) -> None:
-    planned = plan_output(
-        mixed / "sub" / "deeper" / "f.gif", input_root=None, output=tmp_path / "o", task="sr"
-    )
-    assert planned == tmp_path / "o" / "f.png"
-
-
-def test_suffix_and_ext(mixed: Path, tmp_path: Path) -> None:
-    planned = plan_output(
-        mixed / "a.JPG",
-        input_root=mixed,
-        output=tmp_path / "o",
-        task="sr",
-        ext="webp",
-        suffix="_x4",
-    )
-    assert planned == tmp_path / "o" / "a_x4.webp"
-    with pytest.raises(AdaCodeError, match="unknown output format"):
-        plan_output(mixed / "a.JPG", input_root=mixed, output=None, task="sr", ext="bmp")
-
-
-def test_explicit_file(mixed: Path, tmp_path: Path) -> None:
-    target = tmp_path / "result.tif"
-    assert is_file_output(target)
-    assert (
-        plan_output(mixed / "b.png", input_root=mixed, output=target, task="sr", suffix="_ignored")
-        == target
-    )
-    assert (
-        plan_output(mixed / "b.png", input_root=mixed, output=target, task="sr", ext="tif")
-        == target
-    )
-    with pytest.raises(AdaCodeError, match="disagrees"):
-        plan_output(mixed / "b.png", input_root=mixed, output=target, task="sr", ext="png")
-
-
-def test_existing_folder_with_image_name_is_a_folder(mixed: Path) -> None:
-    assert not is_file_output(mixed / "folder.png")
-    assert (
-        plan_output(mixed / "b.png", input_root=mixed, output=mixed / "folder.png", task="sr")
-        == mixed / "folder.png" / "b.png"
-    )
-
-
-def test_refuses_to_overwrite_the_input(mixed: Path) -> None:
-    with pytest.raises(AdaCodeError, match="overwrite the input"):
-        plan_output(mixed / "b.png", input_root=mixed, output=mixed, task="sr")
-    with pytest.raises(AdaCodeError, match="overwrite the input"):
-        plan_output(mixed / "b.png", input_root=mixed, output=mixed / "b.png", task="sr")
-    # a suffix makes the same folder safe
-    assert (
-        plan_output(mixed / "b.png", input_root=mixed, output=mixed, task="sr", suffix="_sr")
-        == mixed / "b_sr.png"
-    )
-
-
-def test_batch_refuses_collisions_and_other_inputs(mixed: Path, tmp_path: Path) -> None:
-    inputs = collect_inputs(str(mixed), recursive=False)
-    with pytest.raises(AdaCodeError, match="need an output folder"):
-        plan_outputs(inputs, input_root=mixed, output=tmp_path / "one.png", task="sr")
-    touch_image(mixed / "b.jpg")
-    inputs = collect_inputs(str(mixed), recursive=False)
-    with pytest.raises(AdaCodeError, match="both"):
-        plan_outputs(inputs, input_root=mixed, output=tmp_path / "o", task="sr", ext="png")
-    with pytest.raises(AdaCodeError, match="overwrite the input"):  # b.jpg -> b.png exists
-        plan_outputs(inputs, input_root=mixed, output=mixed, task="sr", ext="png", suffix="")
-    planned = plan_outputs(inputs, input_root=mixed, output=tmp_path / "o", task="sr")
-    assert [p.name for p in planned] == ["a.JPG", "b.jpg", "b.png", "c.tiff"]
+def test_unreadable_entries_are_listed_as_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    touch_image(folder / "good.png")
+    (folder / "dangling.png").symlink_to(folder / "gone.png")
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    os.mkfifo(folder / "pipe.png")
+    (folder / "dir.png").mkdir()
+    listing = list_inputs(str(folder), recursive=False)
+    assert listing.files == [folder / "good.png"]
+    assert listing.skipped == [
+        Skipped(folder / "dangling.png", "a broken symbolic link"),
+        Skipped(folder / "dir.png", "a folder (use --recursive to search it)"),
+        Skipped(folder / "loop.png", "a symbolic link loop"),
+        Skipped(folder / "pipe.png", "a FIFO (named pipe)"),
+    ]
+    with pytest.raises(AdaCodeError, match="FIFO"):
+        list_inputs(str(folder / "pipe.png"), recursive=False)
+    with pytest.raises(AdaCodeError, match="broken symbolic link"):
+        list_inputs(str(folder / "dangling.png"), recursive=False)
+    recursive = list_inputs(str(folder), recursive=True)
+    assert [entry.path.name for entry in recursive.skipped] == [
+        "dangling.png", "loop.png", "pipe.png"]

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from adacode_cli.errors import AdaCodeError, ImageError
-from adacode_cli.images.masks import dilate_mask, load_mask, match_mask
+from adacode_cli.images.masks import MaskSizeError, dilate_mask, load_mask, masks_for, match_mask
 
 
 def save(path: Path, pixels: np.ndarray, **options: object) -> Path:
@@ -52,11 +52,26 @@ def test_jpeg_noise_is_not_a_hole(tmp_path: Path) -> None:
     assert holes[6:10, 6:10].all() and not holes[0:2, 0:2].any() and holes.sum() < 100
 
 
-def test_size_mismatch_is_a_usage_error(tmp_path: Path) -> None:
-    path = save(tmp_path / "m.png", np.zeros((4, 4), dtype=np.uint8))
-    with pytest.raises(AdaCodeError, match=r"4x4 but the image is 8x6") as caught:
+def test_size_mismatch_fails_that_image(tmp_path: Path) -> None:
+    path = save(tmp_path / "m.png", np.full((4, 4), 255, dtype=np.uint8))
+    with pytest.raises(MaskSizeError, match=r"the mask is 4x4 but its image is 8x6") as caught:
         load_mask(path, (6, 8))
-    assert str(path) in str(caught.value) and caught.value.exit_code == 2
+    assert str(path) in str(caught.value) and caught.value.exit_code == 1
+
+
+def test_a_mask_without_holes_is_refused(tmp_path: Path) -> None:
+    for name, pixels in (("black.png", np.zeros((4, 4), dtype=np.uint8)),
+                         ("opaque.png", np.full((4, 4, 4), (0, 0, 0, 255), dtype=np.uint8)),
+                         ("clear.png", np.full((4, 4, 4), (255, 255, 255, 0), dtype=np.uint8))):
+        with pytest.raises(ImageError, match="marks no holes"):
+            load_mask(save(tmp_path / name, pixels), (4, 4))
+
+
+def test_a_mask_drawn_only_in_alpha_has_its_opaque_pixels_as_holes(tmp_path: Path) -> None:
+    pixels = np.zeros((4, 5, 4), dtype=np.uint8)  # black, transparent
+    pixels[1:3, 2, 3] = 255  # a stroke painted opaque
+    holes = load_mask(save(tmp_path / "alpha.png", pixels), (4, 5))
+    assert holes.sum() == 2 and holes[1:3, 2].all()
 
 
 def test_resize_uses_nearest(tmp_path: Path) -> None:
@@ -120,3 +135,12 @@ def test_match_folder_skips_the_input_itself(tmp_path: Path) -> None:
 def test_missing_mask_spec(tmp_path: Path) -> None:
     with pytest.raises(AdaCodeError, match="no such mask"):
         match_mask(tmp_path / "a.png", tmp_path / "absent")
+
+
+def test_masks_for_checks_the_whole_run_up_front(tmp_path: Path) -> None:
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    cat = save(masks / "cat.png", np.zeros((2, 2), dtype=np.uint8))
+    assert masks_for([tmp_path / "cat.jpg", tmp_path / "dog.jpg"], masks) == [cat]
+    with pytest.raises(AdaCodeError, match="no mask named after any input"):
+        masks_for([tmp_path / "dog.jpg"], masks)

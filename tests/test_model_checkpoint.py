@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from adacode_cli.model.checkpoint import (
 )
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.padding import restore_whole
-from conftest import run_adacode
+from process_helpers import run_adacode
 
 
 def _restore(path: Path, x: torch.Tensor) -> torch.Tensor:
@@ -134,3 +135,109 @@ def test_cli_verbose_shows_traceback(tmp_path) -> None:
     bad.write_bytes(b"junk")
     done = run_adacode("-v", "info", str(bad))
     assert done.returncode == 2 and "Traceback" in done.stderr
+
+
+class _Code:
+    def __reduce__(self):  # pragma: no cover - never executed by a safe loader
+        return (os.system, ("echo owned",))
+
+
+def _bad_weights(kind: str, folder: Path, make_official_pth) -> Path:
+    """One member of each class of weights file we must refuse with one named line."""
+    path = folder / f"w-{kind}.pth"
+    if kind == "folder":
+        path = folder / "w.safetensors"
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "io-error":  # a file every read of which fails, even for root
+        path.symlink_to("/proc/self/mem")
+    elif kind == "legacy-code":  # the non-zip format: torch warns before refusing it
+        torch.save({"params": _Code()}, path, _use_new_zipfile_serialization=False)
+    elif kind == "protocol-4-code":
+        path.write_bytes(pickle.dumps({"params": _Code()}, protocol=4))
+    elif kind == "garbage":
+        path.write_bytes(bytes(range(256)) * 10)
+    elif kind == "foreign":
+        torch.save({"params": {"conv0.weight": torch.zeros(8, 3, 3, 3)}}, path)
+    elif kind == "one-dimensional":
+        state = torch.load(make_official_pth("sr", 4), weights_only=True)["params"]
+        state["multiscale_encoder.in_conv.weight"] = torch.zeros(7)
+        torch.save({"params": state}, path)
+    elif kind == "misshaped-safetensors":
+        from safetensors.torch import save_file
+
+        path = folder / "w.safetensors"
+        state = torch.load(make_official_pth("sr", 4), weights_only=True)["params"]
+        state["out_conv.weight"] = torch.zeros(3, 32, 5, 5)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
+
+
+BAD_KINDS = ["folder", "fifo", "io-error", "legacy-code", "protocol-4-code", "garbage", "foreign",
+             "one-dimensional", "misshaped-safetensors"]
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_bad_weights_files_are_one_named_line(make_official_pth, tmp_path, kind) -> None:
+    bad = _bad_weights(kind, tmp_path, make_official_pth)
+    commands = [("info", str(bad))]
+    if kind in ("garbage", "misshaped-safetensors"):  # convert reads through the same code
+        commands.append(("convert", str(bad), str(tmp_path / "o.safetensors")))
+    for args in commands:
+        done = run_adacode(*args, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+        assert str(bad) in done.stderr
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "io-error", "misshaped-safetensors"])
+def test_bad_weights_option_is_one_named_line(make_official_pth, tmp_path, kind) -> None:
+    from PIL import Image
+
+    bad = _bad_weights(kind, tmp_path, make_official_pth)
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 8)).save(image)
+    done = run_adacode("sr", str(image), str(tmp_path / "out.png"), "--weights", str(bad),
+                       timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert str(bad) in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_a_weights_file_without_read_permission_is_one_line(make_official_pth) -> None:
+    pth = make_official_pth("sr", 4)
+    pth.chmod(0)
+    done = run_adacode("info", str(pth))
+    assert done.returncode == 2 and "Permission denied" in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_a_model_for_another_task_is_refused_in_plain_words(make_official_pth, tmp_path) -> None:
+    from PIL import Image
+
+    inpaint = make_official_pth("inpaint", 1)
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 8)).save(image)
+    done = run_adacode("sr", str(image), str(tmp_path / "o.png"), "--scale", "2",
+                       "--weights", str(inpaint))
+    assert done.returncode == 2
+    assert (f"{inpaint} holds an inpainting model, but `adacode sr` needs a "
+            f"super-resolution x2 model") in done.stderr
+
+
+def test_one_strict_check_serves_every_loader() -> None:
+    from adacode_cli.model.checkpoint import check_state
+    from adacode_cli.train import state_files
+
+    expected = {"a": torch.zeros(2), "b": torch.zeros(3)}
+    with pytest.raises(CheckpointError, match=r"^f\.pth: missing tensor 'b' \(1 missing"):
+        check_state({"a": torch.zeros(2)}, expected, source="f.pth")
+    with pytest.raises(CheckpointError, match=r"unexpected tensor 'c'"):
+        check_state({**expected, "c": torch.zeros(1)}, expected)
+    check_state({**expected, "head.w": torch.zeros(1)}, expected, allowed_extra=["head."])
+    with pytest.raises(CheckpointError, match=r"^g\.pth: tensor 'b' has shape \(4,\)"):
+        state_files.check_fits(Path("g.pth"), {"a": torch.zeros(2), "b": torch.zeros(4)},
+                               expected)

@@ -11,7 +11,7 @@ import torch
 from adacode_cli.model.checkpoint import clean_official, infer_config
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import build_network, count_parameters
-from conftest import FIXTURES
+from process_helpers import FIXTURES
 
 LAYOUT = json.loads(gzip.decompress((FIXTURES / "official_layout.json.gz").read_bytes()))["models"]
 KINDS = {

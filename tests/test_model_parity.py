@@ -15,8 +15,8 @@ from adacode_cli.model.checkpoint import load_network, load_state_strict
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import AdaCodeNet, build_network
 from adacode_cli.model.padding import flip_pad, restore_whole
-from conftest import FIXTURES
 from golden import deterministic_state_dict
+from process_helpers import FIXTURES
 
 GOLDEN = FIXTURES / "golden"
 KINDS = {

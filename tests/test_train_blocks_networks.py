@@ -13,7 +13,7 @@ from adacode_cli.errors import CheckpointError
 from adacode_cli.train.discriminator import UNetDiscriminatorSN
 from adacode_cli.train.losses import LPIPS
 from adacode_cli.train.vgg import VGGFeatures, layer_names
-from conftest import FIXTURES
+from process_helpers import FIXTURES
 from train_fakes import lin_state, vgg_state, write
 
 LAYOUT = FIXTURES / "official_layout.json.gz"

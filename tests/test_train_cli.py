@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_adacode
+from process_helpers import run_adacode
 
 WIDE = {"COLUMNS": "200"}  # one line per option, so each help text reads whole
 COMMON = {

@@ -14,7 +14,7 @@ from adacode_cli.train.config import (
     render_toml,
     validate,
 )
-from conftest import run_adacode
+from process_helpers import run_adacode
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3])

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import run_adacode
+from process_helpers import run_adacode
 from train_helpers import FAST, make_images, metrics, train
 
 LOSS_KEYS = ("l_codebook", "l_pix", "l_g_gan", "l_d_real", "l_d_fake")

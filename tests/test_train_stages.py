@@ -20,6 +20,7 @@ from adacode_cli.model.padding import restore_whole
 from adacode_cli.train.discriminator import UNetDiscriminatorSN
 from adacode_cli.train.state import RunFolder
 from train_helpers import fake_loss_weights, latest_weights, make_images, metrics, train
+from weights_helpers import record_as_downloaded
 
 TINY = ("--preset", "tiny", "--batch-size", "2")
 STAGE3_FROZEN = ("quantize_group.", "decoder_group.", "after_quant_group.", "out_conv.")
@@ -128,10 +129,10 @@ def test_stage3_inpainting_from_the_registry_recon_model(ws: Workspace, tmp_path
     torch.manual_seed(3)
     recon = build_network(AdaCodeConfig.tiny("recon"))
     save_file(recon.state_dict(), str(weights / "recon.safetensors"))
-    (weights / "recon.json").write_text("{}")
+    record_as_downloaded(weights, "recon", kind="adacode")
     discriminator = UNetDiscriminatorSN(3, 8)  # narrower than the preset's: proves it was loaded
     save_file(discriminator.state_dict(), str(weights / "recon-d.safetensors"))
-    (weights / "recon-d.json").write_text("{}")
+    record_as_downloaded(weights, "recon-d", kind="discriminator")
     out = tmp_path / "inpaint"
     train("stage3", "--task", "inpaint", "--data", str(ws.data / "b"), "--init", "recon",
           "--output", str(out), *TINY, "--iters", "2", "--no-perceptual", env=ws.env)

@@ -9,18 +9,17 @@ import subprocess
 import sys
 import time
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("imageio_ffmpeg")
 
-from adacode_cli.cli.interrupt import StopRequest
 from adacode_cli.cli.report import Reporter
 from adacode_cli.images.decode import read_image
+from adacode_cli.interrupt import StopRequest
 from adacode_cli.video.segments import work_folder
-from cli_restore_helpers import leftovers, noise, run_cli, save_png, save_tiny_model
+from cli_restore_helpers import leftovers, noise, run_cli, save_png
 from video_helpers import (
     duration,
     extract_frame,
@@ -37,15 +36,6 @@ LOSSLESS = ("-c:v", "ffv1", "-pix_fmt", "gbrp")
 def psnr(first: np.ndarray, second: np.ndarray) -> float:
     difference = first.astype(np.float64) - second.astype(np.float64)
     return float(10 * np.log10(255**2 / np.mean(difference**2)))
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("models")
-    return {
-        "sr2": save_tiny_model(folder / "sr2.safetensors", "sr", 2),
-        "inpaint": save_tiny_model(folder / "inpaint.safetensors", "inpaint", 1),
-    }
 
 
 def test_sr_video_keeps_frames_rate_duration_and_audio(tmp_path, capsys, models):

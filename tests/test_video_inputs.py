@@ -8,7 +8,9 @@ from fractions import Fraction
 
 import pytest
 
-from adacode_cli.images.inputs import collect_inputs, images_in, plan_outputs
+from adacode_cli.errors import AdaCodeError
+from adacode_cli.images.inputs import collect_inputs, images_in
+from adacode_cli.images.outputs import OutputRequest, plan_run
 from adacode_cli.video.ffmpeg import ffmpeg_exe
 from adacode_cli.video.probe import snap_rate
 from adacode_cli.video.segments import SegmentStore, work_folder
@@ -24,16 +26,57 @@ def test_folders_list_videos_for_restoring_but_not_for_training(tmp_path):
     assert [p.name for p in images_in(tmp_path, recursive=False)] == ["f.png"]
 
 
+def plan(inputs, tmp_path, output, **request):
+    return plan_run(inputs, input_root=tmp_path, request=OutputRequest(output, "sr", **request))
+
+
 def test_videos_are_written_as_mp4_unless_ext_names_a_container(tmp_path):
     inputs = [tmp_path / "clip.mkv", tmp_path / "photo.png"]
-    plans = plan_outputs(inputs, input_root=tmp_path, output=tmp_path / "out", task="sr")
-    assert [p.name for p in plans] == ["clip.mp4", "photo.png"]
-    plans = plan_outputs(inputs, input_root=tmp_path, output=tmp_path / "out", task="sr",
-                         ext="webm")
-    assert [p.name for p in plans] == ["clip.webm", "photo.png"]
-    plans = plan_outputs(inputs, input_root=tmp_path, output=tmp_path / "out", task="sr",
-                         ext="jpg")
-    assert [p.name for p in plans] == ["clip.mp4", "photo.jpg"]
+    out = tmp_path / "out"
+    assert [p.result.name for p in plan(inputs, tmp_path, out)] == ["clip.mp4", "photo.png"]
+    assert [p.result.name for p in plan(inputs, tmp_path, out, ext="webm")] == [
+        "clip.webm", "photo.png"]
+    planned = plan(inputs, tmp_path, out, ext="jpg")
+    assert [p.result.name for p in planned] == ["clip.mp4", "photo.jpg"]
+    assert [p.work_folder for p in planned] == [work_folder(out / "clip.mp4"), None]
+
+
+def test_video_results_go_through_the_one_output_plan(tmp_path):
+    """A video's result and its work folder obey the rules every written file obeys."""
+    clip, other = tmp_path / "clip.mp4", tmp_path / "clip.mkv"
+    with pytest.raises(AdaCodeError, match="would overwrite the input itself"):
+        plan([clip], tmp_path, tmp_path)  # same folder, same name
+    with pytest.raises(AdaCodeError, match=r"both the result of .*clip.mp4 and the result of"):
+        plan([clip, other], tmp_path, tmp_path / "out")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sub").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(AdaCodeError, match="outside the output folder"):
+        plan_run([tmp_path / "sub" / "clip.mp4"], input_root=tmp_path,
+                 request=OutputRequest(tmp_path / "out", "sr"))
+    with pytest.raises(AdaCodeError, match="is a video; name a video file"):
+        plan([clip], tmp_path, tmp_path / "one.png")
+    with pytest.raises(AdaCodeError, match="is an image; name an image file"):
+        plan([tmp_path / "photo.png"], tmp_path, tmp_path / "one.mp4")
+    (tmp_path / "out" / "clip.mp4").write_bytes(b"x")
+    work_folder(tmp_path / "out" / "clip.mp4").mkdir()  # an interrupted run: resumable
+    [planned] = plan([clip], tmp_path, tmp_path / "out")
+    assert planned.existing == (tmp_path / "out" / "clip.mp4",)
+    work_folder(tmp_path / "out" / "clip.mp4").rmdir()
+    work_folder(tmp_path / "out" / "clip.mp4").write_bytes(b"x")
+    with pytest.raises(AdaCodeError, match="in the way of this video's work folder"):
+        plan([clip], tmp_path, tmp_path / "out")
+
+
+def test_animated_gifs_are_planned_as_videos_only_when_asked(tmp_path):
+    from PIL import Image
+
+    frames = [Image.new("RGB", (4, 4), (index * 60, 0, 0)) for index in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    out = tmp_path / "out"
+    assert plan([tmp_path / "anim.gif"], tmp_path, out)[0].result.name == "anim.png"
+    [video] = plan([tmp_path / "anim.gif"], tmp_path, out, animated=True)
+    assert video.result.name == "anim.mp4" and video.is_video
 
 
 def test_a_missing_video_extra_is_one_line_naming_it(tmp_path, capsys, monkeypatch):

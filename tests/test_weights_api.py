@@ -31,9 +31,24 @@ def test_registry_name_must_fit_the_task(weights_env: Path) -> None:
     assert resolve_weights("tiny-sr", task="sr", scale=4, quiet=True).is_file()
     with pytest.raises(WeightsError, match="do not fit sr x2"):
         resolve_weights("tiny-sr", task="sr", scale=2)
-    with pytest.raises(WeightsError, match="loss-network"):
+    with pytest.raises(WeightsError, match=r"\(a loss network\) do not fit sr x4.*needs a "
+                       r"super-resolution x4 model"):
         resolve_weights("loss-a", task="sr", scale=4)
+    with pytest.raises(WeightsError, match=r"'disc' \(a discriminator\) do not fit recon: "
+                       r"`adacode recon` needs a stage-2 reconstruction model"):
+        resolve_weights("disc", task="recon")
     assert resolve_weights("loss-a", quiet=True).name == "loss-a.safetensors"  # no task: any
+
+
+def test_a_second_model_does_not_change_the_default(
+    weights_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from weights_helpers import default_entries, entry, write_registry
+
+    extra = entry("tiny-sr-alt", "adacode", "alt.pth", task="sr", scale=4)
+    registry = write_registry(tmp_path / "more.json", [*default_entries(), extra])
+    monkeypatch.setenv("ADACODE_REGISTRY", str(registry))
+    assert resolve_weights(None, task="sr", scale=4, quiet=True).name == "tiny-sr.safetensors"
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])

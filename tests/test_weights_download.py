@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -200,11 +201,39 @@ def test_size_caps(
     assert cache_files(weights_env) == []
 
 
-def test_unreachable_server_is_one_line(weights_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ADACODE_MIRROR", "http://127.0.0.1:9")  # discard port: refused
-    with pytest.raises(WeightsError, match=r"Connection refused.*gave up after 5") as caught:
+@pytest.mark.parametrize(
+    ("mirror", "message"),
+    [
+        ("http://127.0.0.1:9", r"Connection refused by 127\.0\.0\.1"),  # discard port: refused
+        ("http://nosuch.invalid", r"host name 'nosuch\.invalid' does not resolve"),  # RFC 6761
+    ],
+)
+def test_errors_retrying_cannot_fix_fail_at_once(
+    weights_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    mirror: str, message: str,
+) -> None:
+    monkeypatch.setenv("ADACODE_MIRROR", mirror)
+    monkeypatch.setenv("ADACODE_RETRY_BACKOFF", "30")  # a retry would hang the test
+    started = time.monotonic()
+    with pytest.raises(WeightsError, match=message) as caught:
         ensure_weights("loss-a", quiet=True)
-    assert "\n" not in str(caught.value)
+    assert time.monotonic() - started < 10
+    assert "\n" not in str(caught.value) and "ADACODE_MIRROR" in str(caught.value)
+    assert "retrying" not in capsys.readouterr().err
+
+
+def test_each_retry_says_why(
+    weights_env: Path, weights_server: FixtureServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights_server.failures[LOSS_FILE] = [503, 500]
+    weights_server.drop_after[LOSS_FILE] = 1000
+    ensure_weights("loss-a", quiet=True)
+    retries = [line for line in capsys.readouterr().err.splitlines() if "retrying" in line]
+    assert retries == [
+        "loss-a: HTTP 503 Service Unavailable (attempt 1 of 5); retrying in 0 s",
+        "loss-a: HTTP 500 Internal Server Error (attempt 2 of 5); retrying in 0 s",
+        "loss-a: connection broken mid-download (attempt 3 of 5); retrying in 0 s",
+    ]
 
 
 def test_plain_http_mirror_warns(

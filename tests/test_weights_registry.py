@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,11 @@ import pytest
 from adacode_cli.errors import WeightsError
 from adacode_cli.weights.registry import download_url, load_registry, validate_name
 from weights_helpers import entry, write_registry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 RELEASE = "https://github.com/kechunl/AdaCode/releases/download/v0-pretrain_models/"
 
@@ -37,10 +43,54 @@ def test_packaged_registry_lists_the_official_models(monkeypatch: pytest.MonkeyP
     assert registry.entries["lpips-vgg"].license == "BSD-2-Clause"
 
 
-def test_repo_file_and_packaged_file_are_the_same() -> None:
+def test_the_one_registry_is_the_root_file_and_the_wheel_carries_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ADACODE_REGISTRY", raising=False)
     root = Path(__file__).resolve().parents[1]
-    packaged = root / "src" / "adacode_cli" / "weights.json"
-    assert json.loads(packaged.read_text()) == json.loads((root / "weights.json").read_text())
+    assert not (root / "src" / "adacode_cli" / "weights.json").exists()  # no second copy
+    raw = json.loads((root / "weights.json").read_text())
+    assert load_registry().names == [model["name"] for model in raw["models"]]
+    wheel = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
+    included = wheel["targets"]["wheel"]["force-include"]
+    assert included == {"weights.json": "adacode_cli/weights.json"}
+
+
+def test_defaults_are_explicit_per_task_and_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ADACODE_REGISTRY", raising=False)
+    registry = load_registry()
+    chosen = {(e.task, e.scale): e.name for e in registry.entries.values() if e.default}
+    assert chosen == {("sr", 2): "sr-x2", ("sr", 4): "sr-x4", ("inpaint", 1): "inpaint",
+                      ("recon", 1): "recon"}
+
+
+def test_a_second_model_for_a_task_and_scale_keeps_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sr = [entry("sr-a", "adacode", "a.pth", task="sr", scale=4),
+          entry("sr-b", "adacode", "b.pth", task="sr", scale=4, default=True),
+          entry("sr-c", "adacode", "c.pth", task="sr", scale=4)]
+    monkeypatch.setenv("ADACODE_REGISTRY", str(write_registry(tmp_path / "r.json", sr)))
+    from adacode_cli.weights.api import _default_name
+
+    assert _default_name(load_registry(), "sr", 4) == "sr-b"
+    assert _default_name(load_registry(), "sr", None) == "sr-b"  # the task's only default
+
+
+@pytest.mark.parametrize(
+    ("models", "message"),
+    [
+        ([entry("a", "adacode", "a.pth", task="sr", scale=4, default=True),
+          entry("b", "adacode", "b.pth", task="sr", scale=4, default=True)],
+         "'a' and 'b' are both the default for sr x4"),
+        ([entry("v", "loss-network", "v.pth", default=True)], "invalid default"),
+        ([{**entry("a", "adacode", "a.pth", task="sr", scale=4), "default": "yes"}],
+         "invalid default"),
+    ],
+)
+def test_bad_defaults_are_refused(tmp_path: Path, models: list[dict], message: str) -> None:
+    with pytest.raises(WeightsError, match=message):
+        load_registry(write_registry(tmp_path / "r.json", models))
 
 
 @pytest.mark.parametrize("name", ["../etc", "Sr-x4", "a/b", "", "a.b", "-x", "x" * 65, "a b"])

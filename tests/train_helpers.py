@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conftest import run_adacode
+from process_helpers import run_adacode
+from weights_helpers import record_as_downloaded
 
 VGG_BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 VGG_WIDTHS = (64, 128, 256, 512, 512)
@@ -43,7 +44,7 @@ def _cache(home: Path, name: str, tensors: dict) -> None:
     folder = home / "weights"
     folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / f"{name}.safetensors"))
-    (folder / f"{name}.json").write_text(json.dumps({"name": name, "note": "test stand-in"}))
+    record_as_downloaded(folder, name)  # stand-ins pass the cache's check on use
 
 
 def fake_loss_weights(home: Path, names: tuple[str, ...] = ("vgg19", "vgg16", "lpips-vgg")) -> None:

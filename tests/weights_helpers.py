@@ -12,6 +12,8 @@ import hashlib
 import io
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -164,9 +166,10 @@ def sr_bytes() -> bytes:
 
 
 def entry(name: str, kind: str, file: str, *, task: str = "loss", scale: int | None = None,
-          sha: str | None = None, prefix: str | None = None, size: int | None = None) -> dict:
+          sha: str | None = None, prefix: str | None = None, size: int | None = None,
+          default: bool = False) -> dict:
     return {
-        "name": name, "kind": kind, "task": task, "scale": scale,
+        "name": name, "kind": kind, "task": task, "scale": scale, "default": default,
         "url": f"{OFFICIAL_BASE}/{file}", "sha256": sha, "sha256_prefix": prefix, "size": size,
         "license": "MIT", "source": "test fixture",
     }
@@ -177,8 +180,8 @@ def default_entries() -> list[dict]:
         entry("loss-a", "loss-network", LOSS_FILE, sha=sha256(loss_bytes())),
         entry("loss-b", "loss-network", PREFIX_FILE, prefix=sha256(loss_bytes())[:8]),
         entry("disc", "discriminator", DISC_FILE, task="recon", scale=1),
-        entry("tiny-sr", "adacode", SR_FILE, task="sr", scale=4),
-        entry("tiny-sr2", "adacode", "tiny_sr_x2_g.pth", task="sr", scale=2),
+        entry("tiny-sr", "adacode", SR_FILE, task="sr", scale=4, default=True),
+        entry("tiny-sr2", "adacode", "tiny_sr_x2_g.pth", task="sr", scale=2, default=True),
     ]
 
 
@@ -206,3 +209,42 @@ def wait_for(condition: Any, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.02)
+
+
+def adacode_process(
+    *args: str, umask: int | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The real `adacode` in a subprocess (exit codes, tracebacks, file modes), with `umask`."""
+    return subprocess.run(
+        [sys.executable, "-m", "adacode_cli", *args],
+        capture_output=True, text=True, timeout=timeout, check=False, umask=-1 if umask is None
+        else umask,
+    )
+
+
+def start_adacode(*args: str) -> subprocess.Popen[str]:
+    """The real `adacode` running in the background (to signal or race it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "adacode_cli", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def flip_bit(path: Path, offset: int = -1) -> None:
+    """Damage a file the way a bad disk does: one bit, same size."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def record_as_downloaded(folder: Path, name: str, kind: str = "loss-network") -> None:
+    """Write the cache record of `folder/NAME.safetensors`, as a download would, so a stand-in
+    file put into a test cache passes the check every use makes."""
+    from adacode_cli.weights.cache import CachePaths, CacheRecord, sha256_file, write_record
+
+    paths = CachePaths(folder, name)
+    write_record(paths, CacheRecord(
+        name=name, kind=kind, url=f"{OFFICIAL_BASE}/{name}.pth", download_sha256="0" * 64,
+        download_size=0, safetensors_sha256=sha256_file(paths.safetensors), checksum="none",
+        downloaded_at="2026-01-01T00:00:00+00:00", tool_version="test",
+    ))

@@ -1,14 +1,23 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never a partial one."""
+"""Atomic file writes: a reader sees the old file or the complete new one, never a partial one.
+
+Temporary files are named `.adacode-tmp-<host>-<pid>-<random>`: when a process is killed before
+it can remove its temporary file, the next run in that folder (`remove_stale_temporaries`)
+knows whose it was and removes it only if that process is gone, never one still being written.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 TEMP_PREFIX = ".adacode-tmp-"
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+_OWNER = re.compile(re.escape(TEMP_PREFIX) + r"([A-Za-z0-9]*)-(\d+)-")
 
 
 def _read_umask() -> int:
@@ -32,7 +41,9 @@ def atomic_path(destination: str | os.PathLike[str], suffix: str = "") -> Iterat
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(
-        prefix=TEMP_PREFIX, suffix=suffix or destination.suffix, dir=destination.parent
+        prefix=f"{TEMP_PREFIX}{_HOST}-{os.getpid()}-",
+        suffix=suffix or destination.suffix,
+        dir=destination.parent,
     )
     os.close(handle)
     temp = Path(temp_name)
@@ -59,6 +70,38 @@ def atomic_write_text(destination: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_save(destination: str | os.PathLike[str], save: Callable[[Path], None]) -> None:
-    """Call `save(temp_path)` and move the result to `destination` atomically."""
+    """Call `save(temp_path)` and move the result to `destination` atomically.
+
+    Writers that replace the file instead of filling it (safetensors does) would bring back
+    a private 0600 mode, so the umask-derived mode is applied again after `save`.
+    """
     with atomic_path(destination) as temp:
         save(temp)
+        os.chmod(temp, DEFAULT_FILE_MODE)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files in `folder` left by processes of this host that no longer
+    run (killed mid-write); those of live processes and of other hosts are left alone."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            owner = _OWNER.match(entry.name)
+            if owner is None or owner[1] != _HOST or _is_running(int(owner[2])):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _is_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True

@@ -8,19 +8,35 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from adacode_cli import __version__
 from adacode_cli.cli import data_cmds, model_cmds, restore_cmds, train_cmds, weights_cmds
-from adacode_cli.errors import AdaCodeError
+from adacode_cli.cli.helpstyle import plain_help
+from adacode_cli.errors import AdaCodeError, ExitCode
 
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+
+class _AdaCodeGroup(TyperGroup):
+    """The root command group: Ctrl-C anywhere in a command ends with one line and exit 130
+    (Typer's own handling would exit 130 without a word)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plain_help(self)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+
 
 app = typer.Typer(
+    cls=_AdaCodeGroup,
     name="adacode",
     help="AdaCode image restoration: super-resolution, inpainting and reconstruction.",
     no_args_is_help=True,
@@ -68,6 +84,6 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         typer.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside any command: while parsing the arguments
         typer.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(ExitCode.INTERRUPTED)

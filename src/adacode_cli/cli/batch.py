@@ -3,16 +3,21 @@
 The engine's pipeline (`engine.pipeline.run_jobs`) decodes the next image and encodes the
 previous result in a background thread while the network works on the current image. Each image
 is written atomically in its own mode: alpha restored separately and re-attached, grey stays
-grey, 16-bit stays 16-bit, metadata carried. Existing outputs are skipped unless `overwrite`. A
-stop request (Ctrl-C) ends the batch after the engine's current tile batch; nothing is written
-for the image it interrupted, and the result being saved at that moment is completed.
+grey, 16-bit stays 16-bit, metadata carried, and it is reported the moment its files are
+written. What is written where was decided by the output plan (`images.outputs`) before the model
+loaded; an image any of whose files exist is skipped unless `overwrite`. Before decoding, an
+image whose arrays would not fit in the memory free is refused. A stop request (Ctrl-C) ends
+the batch after the engine's current step; nothing is written for the image it interrupted, and
+the result being saved at that moment is completed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,15 +25,16 @@ import numpy as np
 
 from adacode_cli.cli.report import DONE, FAILED, INTERRUPTED, SKIPPED, ImageOutcome, Reporter
 from adacode_cli.cli.tasks import PreparedImage, Task
+from adacode_cli.engine.memory import host_available_memory
 from adacode_cli.engine.pipeline import Job, Outcome, run_jobs
 from adacode_cli.engine.restorer import RestoreInterrupted, Restorer
 from adacode_cli.errors import AdaCodeError, ImageError
-from adacode_cli.images.decode import LoadedImage, read_image
+from adacode_cli.images.decode import LoadedImage, MemoryBudget, read_image
 from adacode_cli.images.encode import write_image
+from adacode_cli.images.inputs import Skipped
+from adacode_cli.images.outputs import WEIGHT_MAP, PlannedImage
 from adacode_cli.images.resize import resize_lanczos
 from adacode_cli.images.weightmap import weight_map_image
-
-WEIGHT_MAP_SUFFIX = "-weights.png"
 
 
 @dataclass(frozen=True)
@@ -40,11 +46,6 @@ class WriteSettings:
     save_weight_map: bool
 
 
-def weight_map_path(output: Path) -> Path:
-    """Where `--save-weight-map` puts the picture for `output`: beside it, always PNG."""
-    return output.with_name(output.stem + WEIGHT_MAP_SUFFIX)
-
-
 @dataclass
 class _Restored:
     """The finished result of one image, waiting to be written."""
@@ -54,12 +55,11 @@ class _Restored:
     weight_map: np.ndarray | None
 
 
-@dataclass(eq=False)  # identity: jobs are looked up, never compared
+@dataclass(eq=False)
 class _ImageJob:
     """One image on its way through the pipeline, and what the report needs to know about it."""
 
-    source: Path
-    target: Path
+    plan: PlannedImage
     task: Task
     settings: WriteSettings
     seconds: float = 0.0  # spent on this image: decode, restore and encode, not waiting
@@ -68,22 +68,27 @@ class _ImageJob:
     warnings: list[str] = field(default_factory=list)
     measures: dict[str, float | None] = field(default_factory=dict)
     output_pixels: int = 0
-    saved: bool = False
+    reported: bool = False
+
+    @property
+    def source(self) -> Path:
+        return self.plan.source
 
     def load(self) -> _ImageJob:
         """Decode the image and prepare the network input (background thread)."""
         with self.timed(), _failures_of(self.source):
-            self.image = read_image(self.source)
+            budget = MemoryBudget(host_available_memory(), self.task.output_scale)
+            self.image = read_image(self.source, budget=budget)
             self.warnings = list(self.image.warnings)
             self.prepared = self.task.prepare(self.source, self.image)
         return self
 
-    def save(self, restored: _Restored) -> None:
+    def write(self, restored: _Restored) -> None:
         """Write the result, and its weight map if asked (background thread)."""
         assert self.image is not None
         with self.timed(), _failures_of(self.source):
             write_image(
-                self.target,
+                self.plan.result,
                 restored.final,
                 alpha=restored.alpha,
                 grayscale=self.image.is_grayscale,
@@ -92,10 +97,10 @@ class _ImageJob:
                 exif=self.image.exif,
                 quality=self.settings.quality,
             )
-            if restored.weight_map is not None:
+            map_path = self.plan.side_file(WEIGHT_MAP)
+            if restored.weight_map is not None and map_path is not None:
                 picture = weight_map_image(restored.weight_map, restored.final.shape[:2])
-                write_image(weight_map_path(self.target), picture)
-        self.saved = True
+                write_image(map_path, picture)
 
     @contextlib.contextmanager
     def timed(self) -> Iterator[None]:
@@ -111,10 +116,10 @@ class _ImageJob:
         self.image = self.prepared = None
         return ImageOutcome(
             self.source,
-            self.target,
+            self.plan.result,
             status,
             seconds=self.seconds,
-            error=None if error is None else _one_line(self.source, error),
+            error=None if error is None else one_line(self.source, error),
             warnings=self.warnings,
             measures=self.measures if status == DONE else {},
             output_pixels=self.output_pixels if status == DONE else 0,
@@ -122,57 +127,96 @@ class _ImageJob:
 
 
 def run_batch(
-    plan: list[tuple[Path, Path]],
+    plan: list[PlannedImage],
     *,
     task: Task,
     restorer: Restorer,
     settings: WriteSettings,
     reporter: Reporter,
     should_stop: Callable[[], bool],
+    skipped: Sequence[Skipped] = (),
 ) -> list[ImageOutcome]:
-    """Restore every (input, output) pair of `plan`; the outcome of each attempted one.
-
-    Inputs whose output exists are reported as skipped first (unless `settings.overwrite`).
-    """
-    outcomes: list[ImageOutcome] = []
-
-    def report(outcome: ImageOutcome, failure: BaseException | None = None) -> None:
-        reporter.finish_image(outcome, failure)
-        outcomes.append(outcome)
-
-    work: list[_ImageJob] = []
-    for source, target in plan:
-        if not settings.overwrite and target.exists():
-            report(ImageOutcome(source, target, SKIPPED))
+    """Restore every planned image; the outcome of each, skipped ones first (entries that are
+    not readable files, then images whose files exist unless `settings.overwrite`)."""
+    batch = _Batch(task, restorer, settings, reporter, should_stop)
+    for entry in skipped:
+        batch.record(ImageOutcome(entry.path, None, SKIPPED, reason=entry.reason))
+    work = []
+    for planned in plan:
+        existing = skipped_as_existing(planned, settings.overwrite)
+        if existing is not None:
+            batch.record(existing)
         else:
-            work.append(_ImageJob(source, target, task, settings))
-    jobs = [Job(load=job.load, save=job.save, name=str(job.source)) for job in work]
-    pending = {id(pipeline_job): job for pipeline_job, job in zip(jobs, work, strict=True)}
-    in_process: list[_ImageJob] = []
+            work.append(_ImageJob(planned, task, settings))
+    batch.run(work)
+    return batch.outcomes
 
-    def process(job: _ImageJob) -> _Restored:
-        in_process[:] = [job]
-        if should_stop():
+
+def skipped_as_existing(planned: PlannedImage, overwrite: bool) -> ImageOutcome | None:
+    """The outcome of an item skipped because one of its files exists (unless `overwrite`)."""
+    if not planned.existing or overwrite:
+        return None
+    reason = f"{planned.existing[0]} exists (--overwrite)"
+    return ImageOutcome(planned.source, planned.result, SKIPPED, reason=reason)
+
+
+class _Batch:
+    """The state of one batch run: the outcomes so far, the image in the network, and the jobs
+    whose outcome the pipeline has yet to hand back (in order)."""
+
+    def __init__(self, task: Task, restorer: Restorer, settings: WriteSettings,
+                 reporter: Reporter, should_stop: Callable[[], bool]) -> None:
+        self.task, self.restorer, self.settings = task, restorer, settings
+        self.reporter, self.should_stop = reporter, should_stop
+        self.outcomes: list[ImageOutcome] = []
+        self.current: _ImageJob | None = None
+        self.awaiting: deque[_ImageJob] = deque()
+        self._lock = threading.Lock()
+
+    def record(self, outcome: ImageOutcome, failure: BaseException | None = None) -> None:
+        with self._lock:
+            self.reporter.finish_image(outcome, failure)
+            self.outcomes.append(outcome)
+
+    def report(self, job: _ImageJob, status: str, error: BaseException | None = None) -> None:
+        """Report `job` once, whichever thread sees its end first."""
+        with self._lock:
+            if job.reported:
+                return
+            job.reported = True
+        self.record(job.outcome(status, error), error)
+
+    def run(self, work: list[_ImageJob]) -> None:
+        self.awaiting.extend(work)
+        jobs = [Job(load=job.load, save=self._saver(job), name=str(job.source)) for job in work]
+        try:
+            run_jobs(jobs, self.process, self.on_outcome)
+        except (RestoreInterrupted, KeyboardInterrupt):
+            if self.current is not None:  # unless its result was written in the meantime
+                self.report(self.current, INTERRUPTED)
+
+    def _saver(self, job: _ImageJob) -> Callable[[_Restored], None]:
+        def save(restored: _Restored) -> None:  # background thread: report once written
+            job.write(restored)
+            self.report(job, DONE)
+
+        return save
+
+    def process(self, job: _ImageJob) -> _Restored:
+        """Run the network on one decoded image (main thread)."""
+        self.current = job
+        if self.should_stop():
             raise RestoreInterrupted("stopped before this image")
-        reporter.start_image(job.source)
+        self.reporter.start_image(job.source)
         with job.timed(), _failures_of(job.source):
-            return _restore(job, restorer, settings, reporter, should_stop)
+            return _restore(job, self.restorer, self.settings, self.reporter, self.should_stop)
 
-    def on_outcome(outcome: Outcome) -> None:
-        job = pending.pop(id(outcome.job))
+    def on_outcome(self, outcome: Outcome) -> None:
+        """The pipeline's word on the next job in order: failures are reported here (a written
+        image has reported itself already)."""
+        job = self.awaiting.popleft()
         error = outcome.error
-        report(job.outcome(DONE if error is None else FAILED, error), error)
-
-    try:
-        run_jobs(jobs, process, on_outcome)
-    except (RestoreInterrupted, KeyboardInterrupt):
-        unreported = list(pending.values())
-        for job in unreported:  # the pipeline stops without reporting the save it completed
-            if job.saved:
-                report(job.outcome(DONE))
-        if in_process and in_process[0] in unreported and not in_process[0].saved:
-            report(in_process[0].outcome(INTERRUPTED))
-    return outcomes
+        self.report(job, DONE if error is None else FAILED, error)
 
 
 def _restore(
@@ -210,10 +254,10 @@ def _failures_of(source: Path) -> Iterator[None]:
     except (AdaCodeError, RestoreInterrupted):
         raise
     except Exception as error:
-        raise ImageError(_one_line(source, error)) from error
+        raise ImageError(one_line(source, error)) from error
 
 
-def _one_line(source: Path, error: BaseException) -> str:
+def one_line(source: Path, error: BaseException) -> str:
     """The failure as one line that names the input (our errors usually already do)."""
     if isinstance(error, AdaCodeError):
         message = str(error)

@@ -32,9 +32,10 @@ def info(
     """Show the detected network kind, task, scale, configuration and parameter count."""
     import json
 
-    from adacode_cli.model.checkpoint import read_checkpoint
+    from adacode_cli.model.checkpoint import check_layout, read_checkpoint
 
     config, state = read_checkpoint(file)
+    check_layout(config, state, source=file)  # a file that would not load is not described
     parameters = sum(t.numel() for t in state.values())
     summary = {
         "file": str(file),

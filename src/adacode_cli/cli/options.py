@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import Enum
@@ -88,6 +89,13 @@ def _option(default: Any, *names: str, panel: str, **settings: Any) -> Any:
     return typer.Option(default, *names, rich_help_panel=panel, **settings)
 
 
+def _check_device(value: str) -> str:
+    """The form of `--device`, checked before torch loads (whether it exists is checked then)."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip().lower()):
+        raise typer.BadParameter("choose auto, cpu, cuda, cuda:N or mps")
+    return value
+
+
 _DECLARATIONS: Declarations = {
     "weights": (str | None, _option(
         None, "--weights", "-w", metavar="NAME|PATH", panel=MODEL_PANEL,
@@ -95,7 +103,8 @@ _DECLARATIONS: Declarations = {
         "(default: the task's registry model, downloaded once)."),
     ),
     "device": (str, _option(
-        "auto", "--device", panel=MODEL_PANEL, help="auto, cpu, cuda, cuda:N or mps.")),
+        "auto", "--device", panel=MODEL_PANEL, callback=_check_device,
+        help="auto, cpu, cuda, cuda:N or mps.")),
     "precision": (Precision, _option(
         Precision.auto, "--precision", panel=MODEL_PANEL,
         help="Arithmetic precision; auto = fp16 on CUDA, fp32 elsewhere. fp32 is exact "

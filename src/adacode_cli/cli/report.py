@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -25,7 +26,6 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -45,6 +45,7 @@ class ImageOutcome:
     warnings: list[str] = field(default_factory=list)
     measures: dict[str, float | None] = field(default_factory=dict)
     output_pixels: int = 0
+    reason: str | None = None  # why it was skipped
     frames: int | None = None  # videos: frames written (or done before a stop)
 
     def as_json(self) -> str:
@@ -54,6 +55,7 @@ class ImageOutcome:
             "status": self.status,
             "seconds": round(self.seconds, 3),
             "error": self.error,
+            "reason": self.reason,
             "warnings": self.warnings,
             **{name: _rounded(value) for name, value in self.measures.items()},
             **({} if self.frames is None else {"frames": self.frames}),
@@ -62,7 +64,11 @@ class ImageOutcome:
 
 
 class Reporter:
-    """Shows a batch of `total` images as it runs; use as a context manager around the loop."""
+    """Shows a batch of `total` images as it runs; use as a context manager around the loop.
+
+    `finish_image` may be called from the thread that writes the results (each image is reported
+    the moment its file is written): a lock keeps the reports whole and in order.
+    """
 
     def __init__(self, total: int, *, json_lines: bool, quiet: bool, verbose: bool) -> None:
         self.total = total
@@ -76,9 +82,14 @@ class Reporter:
         self._images: TaskID | None = None
         self._tiles: TaskID | None = None
         self._finished = 0
+        self._worked = 0  # images restored, failed or interrupted: those that took time
+        self._skipped = 0
+        self._current_fraction = 0.0  # of the image being restored, from its tiles
+        self._started = time.perf_counter()
         self._frames_started = (0.0, 0)
         self._frames_said = 0.0
         self._seen_notices: set[str] = set()
+        self._lock = threading.RLock()
 
     def __enter__(self) -> Reporter:
         if not self.quiet and self.console.is_terminal:
@@ -87,15 +98,15 @@ class Reporter:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[eta]}"),
                 console=self.console,
                 redirect_stdout=not self.json_lines,
                 transient=True,
             )
-            self._images = self.progress.add_task("images", total=self.total)
-            self._tiles = self.progress.add_task("tiles", total=None, visible=False)
+            self._images = self.progress.add_task("images", total=self.total, eta="")
+            self._tiles = self.progress.add_task("tiles", total=None, visible=False, eta="")
             self.progress.start()
+        self._started = time.perf_counter()
         return self
 
     def __exit__(
@@ -143,19 +154,43 @@ class Reporter:
         self._frames_said = now
         since, first = self._frames_started
         rate = (done - first) / max(now - since, 1e-9)
-        eta = (total - done) / rate if rate > 0 else math.inf
-        self.say(f"  frames {done}/{total} ({rate:.2f} frames/s, ETA {_duration(eta)})")
+        eta = _duration((total - done) / rate) if rate > 0 else "unknown"
+        self.say(f"  frames {done}/{total} ({rate:.2f} frames/s, ETA {eta})")
 
     def tiles(self, done: int, total: int) -> None:
         """The engine's progress callback for the current image."""
+        self._current_fraction = done / total if total > 0 else 0.0
         if self.progress is not None and self._tiles is not None:
             self.progress.update(self._tiles, completed=done, total=total, visible=total > 1)
+            self._show_eta()
+
+    def eta(self) -> float | None:
+        """Seconds left, from the time the images restored so far took (None before any)."""
+        done = self._worked + self._current_fraction
+        left = self.total - self._skipped - done
+        if done <= 0 or left <= 0:
+            return None
+        return (time.perf_counter() - self._started) / done * left
 
     def finish_image(self, outcome: ImageOutcome, failure: BaseException | None = None) -> None:
         """Report one image: a line for people, a JSON object, or a failure on stderr."""
-        self._finished += 1
+        with self._lock:
+            self._finished += 1
+            if outcome.status == SKIPPED:
+                self._skipped += 1
+            else:
+                self._worked += 1
+                self._current_fraction = 0.0
+            self._show_eta()
+            self._report(outcome, failure)
+
+    def _show_eta(self) -> None:
         if self.progress is not None and self._images is not None:
-            self.progress.update(self._images, completed=self._finished)
+            left = self.eta()
+            shown = "" if left is None else f"ETA {_duration(left)}"
+            self.progress.update(self._images, completed=self._finished, eta=shown)
+
+    def _report(self, outcome: ImageOutcome, failure: BaseException | None) -> None:
         for warning in outcome.warnings:
             self.warn(warning)
         if self.json_lines:
@@ -174,16 +209,16 @@ class Reporter:
         counts = {status: sum(o.status == status for o in outcomes)
                   for status in (DONE, SKIPPED, FAILED, INTERRUPTED)}
         megapixels = sum(o.output_pixels for o in outcomes) / 1e6
-        rate = megapixels / seconds if seconds > 0 else 0.0
+        rate = _significant(megapixels / seconds if seconds > 0 else 0.0)
         psnrs = [o.measures["psnr"] for o in outcomes if o.measures.get("psnr") is not None]
         if self.console.is_terminal:
             table = Table("done", "skipped", "failed", "time", "output MP/s", title="summary")
             table.add_row(str(counts[DONE]), str(counts[SKIPPED]), str(counts[FAILED]),
-                          f"{seconds:.1f} s", f"{rate:.3f}")
+                          f"{seconds:.1f} s", rate)
             self.console.print(table)
         else:
             self.say(f"summary: {counts[DONE]} done, {counts[SKIPPED]} skipped, "
-                     f"{counts[FAILED]} failed in {seconds:.1f} s ({rate:.3f} output MP/s)")
+                     f"{counts[FAILED]} failed in {seconds:.1f} s ({rate} output MP/s)")
         if psnrs:
             images = "image" if len(psnrs) == 1 else "images"
             self.say(f"mean PSNR {sum(psnrs) / len(psnrs):.2f} dB over {len(psnrs)} {images}")
@@ -197,13 +232,16 @@ class Reporter:
     def _line(self, outcome: ImageOutcome) -> str:
         counter = f"[{self._finished}/{self.total}]"
         if outcome.status == SKIPPED:
-            return f"{counter} {outcome.input}: skipped, {outcome.output} exists (--overwrite)"
+            return f"{counter} {outcome.input}: skipped, {outcome.reason}"
         if outcome.status == INTERRUPTED:
             return f"{counter} {outcome.input}: interrupted, nothing written"
         extra = "".join(
             f", {name.upper()} {_shown(value)}" for name, value in outcome.measures.items()
         ) + ("" if outcome.frames is None else f", {outcome.frames} frames")
-        return f"{counter} {outcome.input} -> {outcome.output} ({outcome.seconds:.2f} s{extra})"
+        left = self.eta()
+        eta = "" if left is None else f"; about {_duration(left)} left"
+        return (f"{counter} {outcome.input} -> {outcome.output} "
+                f"({outcome.seconds:.2f} s{extra}{eta})")
 
     def _print(self, console: Console, text: str) -> None:
         if console.is_terminal:
@@ -212,11 +250,15 @@ class Reporter:
             print(text, file=sys.stderr if console.stderr else sys.stdout, flush=True)
 
 
+def _significant(value: float) -> str:
+    """Three significant digits, so small images do not show 0.000."""
+    return f"{value:.3g}" if value > 0 else "0"
+
+
 def _duration(seconds: float) -> str:
-    if math.isinf(seconds):
-        return "unknown"
     minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
 
 
 def _rounded(value: float | None) -> float | None:

@@ -88,9 +88,11 @@ def inpaint(
     """
     from adacode_cli.cli.run import run_restoration
     from adacode_cli.cli.tasks import Inpainting
+    from adacode_cli.images.masks import masks_for
 
     task = Inpainting(mask, dilate, paste_back, resize_mask)
-    run_restoration("inpaint", input_spec, output, shared, make_task=lambda config: task)
+    run_restoration("inpaint", input_spec, output, shared, make_task=lambda config: task,
+                    side_inputs=lambda inputs: masks_for(inputs, mask))
 
 
 @with_shared_options

@@ -1,31 +1,57 @@
-"""One restoration command from options to exit code: plan, load the model, run the batch, report.
+"""One restoration command from options to exit code: check, load the model, run the batch, report.
 
-Everything that can be checked cheaply (inputs exist, outputs do not collide with inputs) is
-checked before the model loads, so a typo fails in a fraction of a second with exit code 2.
+Everything that can be checked without the model (the inputs, the output plan with every file the
+run will write, masks, the weights file) is checked before torch is even imported, so a mistake
+is reported in a fraction of a second with exit code 2.
+
+Ctrl-C before the first image (weights download, model load) stops at once: one "interrupted"
+line, exit 130. During the batch the first press asks the engine to stop after its current step
+and, should that step not return within `STOP_GRACE_SECONDS`, stops it anyway; either way the
+summary is printed, nothing partial is left, and the exit code is 130.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from adacode_cli.cli.batch import WriteSettings, run_batch
-from adacode_cli.cli.interrupt import StopRequest
+from adacode_cli.atomic import remove_stale_temporaries
 from adacode_cli.cli.options import SharedOptions
-from adacode_cli.cli.report import FAILED, INTERRUPTED, Reporter
-from adacode_cli.cli.tasks import Task
-from adacode_cli.cli.video_batch import run_videos, split_videos
-from adacode_cli.engine.restorer import RestoreOptions, Restorer
-from adacode_cli.errors import AdaCodeError
-from adacode_cli.images.inputs import collect_inputs, input_root, is_file_output, plan_outputs
-from adacode_cli.model.config import AdaCodeConfig
-from adacode_cli.weights.api import resolve_weights
+from adacode_cli.errors import AdaCodeError, ExitCode
+from adacode_cli.images.inputs import Skipped, input_root, list_inputs
+from adacode_cli.images.outputs import (
+    WEIGHT_MAP,
+    OutputRequest,
+    PlannedImage,
+    earlier_results,
+    is_file_output,
+    plan_run,
+)
+from adacode_cli.interrupt import StopRequest
+from adacode_cli.video.codecs import choose_codec
 
-EXIT_SOME_FAILED = 1
-EXIT_INTERRUPTED = 130
+if TYPE_CHECKING:
+    from adacode_cli.cli.tasks import Task
+    from adacode_cli.engine.restorer import Restorer
+    from adacode_cli.model.config import AdaCodeConfig
+
+STOP_GRACE_SECONDS = 0.5
+STOP_NOTICE = "stopping after the current tile batch (Ctrl-C again to abort now)"
+
+
+@dataclass
+class RunPlan:
+    """What a run will do, settled before the model loads."""
+
+    images: list[PlannedImage]
+    skipped: list[Skipped]
+    weights: Path
+    videos: list[PlannedImage] = field(default_factory=list)
 
 
 def run_restoration(
@@ -37,75 +63,134 @@ def run_restoration(
     make_task: Callable[[AdaCodeConfig], Task],
     scale: int | None = None,
     default_scale: int | None = None,
+    side_inputs: Callable[[list[Path]], list[Path]] | None = None,
 ) -> None:
     """Restore every image `input_spec` names with a `task_name` model and exit with the status.
 
     `scale` is what the user asked for (a model of another scale is refused); without it the
     model's own scale is used, and the registry default is looked up at `default_scale`.
+    `side_inputs` names the other files the task reads for some inputs (inpainting's masks):
+    they are checked up front and never written.
     """
-    plan = plan_jobs(input_spec, output, task_name, shared)
-    plan, videos = split_videos(plan, shared)
-    restorer = load_restorer(task_name, scale, default_scale, shared)
+    with StopRequest(grace=0) as early:  # nothing to wind down yet: Ctrl-C stops at once
+        plan = prepare_run(task_name, input_spec, output, shared, side_inputs,
+                           scale=scale if scale is not None or shared.weights else default_scale,
+                           should_stop=early)
+        restorer = load_restorer(plan.weights, task_name, scale, shared)
+    from adacode_cli.cli.batch import WriteSettings, run_batch
+    from adacode_cli.cli.report import FAILED, INTERRUPTED, Reporter
+
     task = make_task(restorer.config)
-    stop = StopRequest()
-    reporter = Reporter(
-        len(plan) + len(videos),
-        json_lines=shared.json_lines, quiet=shared.quiet, verbose=shared.verbose,
-    )
+    reporter = Reporter(len(plan.images) + len(plan.skipped) + len(plan.videos),
+                        json_lines=shared.json_lines, quiet=shared.quiet, verbose=shared.verbose)
     if shared.verbose:
         config = restorer.config
         reporter.say(f"model: {config.task} x{config.scale}, device {restorer.device}, "
                      f"precision {restorer.precision}")
     settings = WriteSettings(shared.quality, shared.overwrite, shared.save_weight_map)
     started = time.perf_counter()
-    with stop.catching_ctrl_c(), reporter:
-        outcomes = run_batch(plan, task=task, restorer=restorer, settings=settings,
-                             reporter=reporter, should_stop=stop)
-        outcomes += run_videos(videos, task=task, restorer=restorer, shared=shared,
-                               reporter=reporter, should_stop=stop)
+    stop = StopRequest(notice=STOP_NOTICE, grace=STOP_GRACE_SECONDS)
+    with stop, reporter:
+        outcomes = run_batch(plan.images, skipped=plan.skipped, task=task, restorer=restorer,
+                             settings=settings, reporter=reporter, should_stop=stop)
+        if plan.videos and not stop():
+            from adacode_cli.cli.video_batch import run_videos
+
+            outcomes += run_videos(plan.videos, task=task, restorer=restorer, shared=shared,
+                                   reporter=reporter, stop=stop)
     interrupted = stop() or any(outcome.status == INTERRUPTED for outcome in outcomes)
     reporter.summary(outcomes, time.perf_counter() - started, interrupted=interrupted)
     if interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(ExitCode.INTERRUPTED)
     if any(outcome.status == FAILED for outcome in outcomes):
-        raise typer.Exit(EXIT_SOME_FAILED)
+        raise typer.Exit(ExitCode.SOME_FAILED)
 
 
-def plan_jobs(
-    input_spec: str, output: Path | None, task_name: str, shared: SharedOptions
-) -> list[tuple[Path, Path]]:
-    """(input, output) pairs; earlier results inside the output folder are not inputs again."""
-    inputs = collect_inputs(input_spec, shared.recursive)
-    writes_a_file = output is not None and is_file_output(output)
-    if Path(input_spec).is_dir() and not writes_a_file:
-        folder = output or Path(f"adacode-{task_name}")
-        below = folder.resolve()
-        inputs = [path for path in inputs if not path.resolve().is_relative_to(below)]
-        if not inputs:
-            raise AdaCodeError(f"{input_spec}: no images outside the output folder {folder}")
-    outputs = plan_outputs(
-        inputs,
-        input_root=input_root(input_spec),
-        output=output,
-        task=task_name,
-        ext=shared.ext.value,
-        suffix=shared.suffix,
+def prepare_run(
+    task_name: str,
+    input_spec: str,
+    output: Path | None,
+    shared: SharedOptions,
+    side_inputs: Callable[[list[Path]], list[Path]] | None = None,
+    *,
+    scale: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunPlan:
+    """Inputs, the output plan and the weights file, all checked (torch is not imported)."""
+    listing = list_inputs(input_spec, shared.recursive)
+    request = OutputRequest(
+        output, task_name, shared.ext.value, shared.suffix,
+        side_files=(WEIGHT_MAP,) if shared.save_weight_map else (), animated=shared.animated,
     )
-    return list(zip(inputs, outputs, strict=True))
+    inputs = _new_inputs(listing.files, input_spec, request)
+    read = side_inputs(inputs) if side_inputs is not None else []
+    weights_file = _weights_file(shared.weights)
+    planned = plan_run(inputs, input_root=input_root(input_spec), request=request,
+                       protected=[*read, *([weights_file] if weights_file else [])])
+    images, videos = split_videos(planned, shared)
+    for folder in {image.result.parent for image in planned}:
+        remove_stale_temporaries(folder)
+    from adacode_cli.weights.api import resolve_weights  # after the cheaper checks: rich, requests
+
+    weights = resolve_weights(shared.weights, task=task_name, scale=scale,
+                              cache_dir=shared.cache_dir, offline=True if shared.offline else None,
+                              quiet=shared.quiet, should_stop=should_stop)
+    return RunPlan(images, listing.skipped, weights, videos)
+
+
+def split_videos(
+    planned: list[PlannedImage], shared: SharedOptions
+) -> tuple[list[PlannedImage], list[PlannedImage]]:
+    """(images, videos) of the planned items. For videos the codec must suit each container
+    (`--video-codec`, `--crf`) and the video extra must be installed: checked here, before the
+    model loads."""
+    images = [item for item in planned if not item.is_video]
+    videos = [item for item in planned if item.is_video]
+    for video in videos:
+        choose_codec(shared.video_codec.value, video.result.suffix, shared.crf)
+    if videos:
+        from adacode_cli.video.ffmpeg import ffmpeg_exe
+
+        ffmpeg_exe()
+    return images, videos
+
+
+def _new_inputs(inputs: list[Path], input_spec: str, request: OutputRequest) -> list[Path]:
+    """The inputs less this run's own earlier results: those in an output folder inside the
+    input folder, and those named as this run would name a result (same-folder runs)."""
+    if request.output is not None and is_file_output(request.output):
+        return inputs
+    root = input_root(input_spec).resolve()
+    below = request.folder.resolve()
+    if below != root:
+        inputs = [path for path in inputs if not path.resolve().is_relative_to(below)]
+    results = earlier_results(inputs, input_root=input_root(input_spec), request=request)
+    inputs = [path for path in inputs if path not in results]
+    if not inputs:
+        raise AdaCodeError(f"{input_spec}: no images outside the output folder {request.folder}")
+    return inputs
+
+
+def _weights_file(spec: str | None) -> Path | None:
+    """The `--weights` file, if it names one; a file we cannot read is a usage error now."""
+    if not spec or not Path(spec).expanduser().is_file():
+        return None
+    path = Path(spec).expanduser()
+    try:
+        with open(path, "rb") as weights:
+            weights.read(1)
+    except OSError as error:
+        raise AdaCodeError(f"{path}: cannot read the weights file ({error.strerror})") from error
+    return path
 
 
 def load_restorer(
-    task_name: str, scale: int | None, default_scale: int | None, shared: SharedOptions
+    weights: Path, task_name: str, scale: int | None, shared: SharedOptions
 ) -> Restorer:
-    """The engine around the `--weights` model; a model for another task or scale is refused."""
-    weights = resolve_weights(
-        shared.weights,
-        task=task_name,
-        scale=scale if scale is not None or shared.weights else default_scale,
-        cache_dir=shared.cache_dir,
-        offline=True if shared.offline else None,
-        quiet=shared.quiet,
-    )
+    """The engine around the `weights` model; a model for another task or scale is refused."""
+    from adacode_cli.engine.restorer import RestoreOptions, Restorer
+    from adacode_cli.weights.api import refuse_unfit_model
+
     options = RestoreOptions(
         device=shared.device,
         precision=shared.precision.value,
@@ -114,11 +199,5 @@ def load_restorer(
         batch_size=shared.batch_size,
     )
     restorer = Restorer.from_file(weights, options)
-    config = restorer.config
-    if config.task != task_name or (scale is not None and config.scale != scale):
-        wanted = f"{task_name} x{scale}" if scale is not None else task_name
-        raise AdaCodeError(
-            f"{weights} holds a {config.task} x{config.scale} model, not {wanted} "
-            f"(see `adacode weights list`, or `adacode info {weights}`)"
-        )
+    refuse_unfit_model(weights, restorer.config.task, restorer.config.scale, task_name, scale)
     return restorer

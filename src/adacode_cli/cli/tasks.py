@@ -15,10 +15,10 @@ from typing import Protocol
 
 import numpy as np
 
-from adacode_cli.errors import AdaCodeError, ImageError
+from adacode_cli.errors import ImageError
 from adacode_cli.images.decode import LoadedImage
 from adacode_cli.images.depth import to_float
-from adacode_cli.images.masks import load_mask, match_mask
+from adacode_cli.images.masks import MaskSizeError, load_mask, match_mask
 from adacode_cli.images.resize import resize_lanczos
 
 
@@ -34,6 +34,11 @@ class Task(Protocol):
     """One restoration command's per-image steps."""
 
     name: str
+
+    @property
+    def output_scale(self) -> float:
+        """The largest side of an array this task makes, per input pixel side."""
+        ...
 
     def prepare(self, path: Path, image: LoadedImage) -> PreparedImage:
         """The network input for `image` (read from `path`) and its finishing step."""
@@ -51,6 +56,10 @@ class SuperResolution:
     scale: int
     outscale: float
     name: str = "sr"
+
+    @property
+    def output_scale(self) -> float:
+        return max(self.scale, self.outscale)
 
     def prepare(self, path: Path, image: LoadedImage) -> PreparedImage:
         height, width = image.rgb.shape[:2]
@@ -73,6 +82,7 @@ class Inpainting:
     paste_back: bool
     resize_mask: bool
     name: str = "inpaint"
+    output_scale: float = 1.0
 
     def prepare(self, path: Path, image: LoadedImage) -> PreparedImage:
         mask_path = match_mask(path, self.mask_spec)
@@ -80,10 +90,10 @@ class Inpainting:
             holes = load_mask(
                 mask_path, image.rgb.shape[:2], dilate=self.dilate, resize=self.resize_mask
             )
-        except ImageError:
-            raise
-        except AdaCodeError as error:  # a size mismatch: fail this image, name the option
-            raise ImageError(f"{error} (--resize-mask)") from error
+        except MaskSizeError as error:  # fail this image, and say how to allow it
+            raise ImageError(
+                f"{error}; pass --resize-mask to resize it, or supply a mask of the image's size"
+            ) from error
         filled = image.rgb.copy()
         filled[holes] = np.iinfo(filled.dtype).max
         if not self.paste_back:
@@ -105,6 +115,7 @@ class Reconstruction:
     """`adacode recon`: the stage-2 autoencoder; reports PSNR of the result against its input."""
 
     name: str = "recon"
+    output_scale: float = 1.0
 
     def prepare(self, path: Path, image: LoadedImage) -> PreparedImage:
         return PreparedImage(image.rgb)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,23 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from adacode_cli.cli.batch import _one_line
+from adacode_cli.cli.batch import one_line, skipped_as_existing
 from adacode_cli.cli.options import SharedOptions
-from adacode_cli.cli.report import DONE, FAILED, INTERRUPTED, SKIPPED, ImageOutcome, Reporter
+from adacode_cli.cli.report import DONE, FAILED, INTERRUPTED, ImageOutcome, Reporter
 from adacode_cli.cli.tasks import Inpainting, Task
 from adacode_cli.engine.restorer import RestoreInterrupted, Restorer
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.decode import LoadedImage
-from adacode_cli.images.formats import is_image_path
-from adacode_cli.images.inputs import refuse_shared_outputs
-from adacode_cli.video.codecs import (
-    ANIMATED_EXTENSIONS,
-    CONTAINERS,
-    DEFAULT_CONTAINER,
-    VIDEO_EXTENSIONS,
-    VideoCodec,
-    choose_codec,
-)
+from adacode_cli.images.masks import frame_masks
+from adacode_cli.images.outputs import PlannedImage
+from adacode_cli.interrupt import StopRequest
+from adacode_cli.video.codecs import VideoCodec, choose_codec
 
 #: A segment is closed after this much video or this much wall time, whichever comes first: the
 #: most work a crash (not a Ctrl-C, which closes the segment cleanly) can lose.
@@ -47,9 +40,6 @@ SEGMENT_WALL_SECONDS = 60.0
 if TYPE_CHECKING:
     from adacode_cli.video.probe import VideoInfo
     from adacode_cli.video.segments import SegmentStore
-
-_FRAME_NUMBER = re.compile(r"(\d+)$")
-
 
 @dataclass(frozen=True)
 class VideoSettings:
@@ -65,47 +55,6 @@ def video_settings(shared: SharedOptions) -> VideoSettings:
     return VideoSettings(shared.video_codec.value, shared.crf, shared.resume, shared.overwrite)
 
 
-def split_videos(
-    plan: list[tuple[Path, Path]], shared: SharedOptions
-) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
-    """(image pairs, video pairs) of `plan`. Animated GIF/WebP inputs are videos with
-    `--animated`; a video whose planned output is no video container is written as MP4.
-    Codec/container mismatches and a missing video extra fail here, before the model loads."""
-    settings = video_settings(shared)
-    images, videos = [], []
-    for source, target in plan:
-        if not _is_video(source, shared.animated):
-            images.append((source, target))
-            continue
-        if target.suffix.lower() not in CONTAINERS:
-            target = target.with_suffix(DEFAULT_CONTAINER)
-        choose_codec(settings.codec, target.suffix, settings.crf)
-        videos.append((source, target))
-    if videos:
-        from adacode_cli.video.ffmpeg import ffmpeg_exe
-
-        ffmpeg_exe()
-        pairs = images + videos
-        refuse_shared_outputs([s for s, _ in pairs], [t for _, t in pairs],
-                              hint="use --suffix, or separate folders")
-    return images, videos
-
-
-def _is_video(path: Path, animated: bool) -> bool:
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
-        return True
-    if not (animated and suffix in ANIMATED_EXTENSIONS):
-        return False
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return getattr(image, "n_frames", 1) > 1
-    except (OSError, UnidentifiedImageError):
-        return False
-
-
 def model_identity(restorer: Restorer) -> str:
     """A digest of the network's weights and precision: segments made by another model are
     never joined to this one's."""
@@ -118,26 +67,27 @@ def model_identity(restorer: Restorer) -> str:
 
 
 def run_videos(
-    plan: list[tuple[Path, Path]],
+    plan: list[PlannedImage],
     *,
     task: Task,
     restorer: Restorer,
     shared: SharedOptions,
     reporter: Reporter,
-    should_stop: Callable[[], bool],
+    stop: StopRequest,
 ) -> list[ImageOutcome]:
-    """Restore every (video, output) pair of `plan`, one after the other; a failed video is
-    reported and the batch goes on, a stop request ends it after the current video's batch."""
+    """Restore every planned video (`images.outputs.plan_run` decided and checked its result
+    and work folder), one after the other; a failed video is reported and the batch goes on,
+    a stop request ends it after the current video's batch."""
     settings = video_settings(shared)
     outcomes: list[ImageOutcome] = []
     model = model_identity(restorer) if plan else ""
-    for source, target in plan:
-        if should_stop():
+    for planned in plan:
+        if stop():
             break
-        if not settings.overwrite and target.exists():
-            outcome, failure = ImageOutcome(source, target, SKIPPED), None
-        else:
-            job = _VideoJob(source, target, task, restorer, settings, reporter, should_stop)
+        outcome, failure = skipped_as_existing(planned, settings.overwrite), None
+        if outcome is None:
+            job = _VideoJob(planned.source, planned.result, task, restorer, settings, reporter,
+                            stop)
             outcome, failure = job.run(model)
         reporter.finish_image(outcome, failure)
         outcomes.append(outcome)
@@ -156,7 +106,7 @@ class _VideoJob:
     restorer: Restorer
     settings: VideoSettings
     reporter: Reporter
-    should_stop: Callable[[], bool]
+    should_stop: StopRequest
     warnings: list[str] = dataclasses.field(default_factory=list)
     output_pixels: int = 0  # written by this run (a resumed video's earlier frames not counted)
 
@@ -179,13 +129,19 @@ class _VideoJob:
             return self._outcome(DONE, started, store.frames_done), None
         except RestoreInterrupted:
             assert store is not None
+            self.should_stop.acknowledge()  # winding down cleanly: no escalation
             self._leave_partial(_Video(info, codec, store, frame_task))
             return self._outcome(INTERRUPTED, started, store.frames_done), None
+        except KeyboardInterrupt:  # a second Ctrl-C, or a step past the grace: stop at once
+            done = 0 if store is None else store.frames_done
+            self.warnings.append(f"{self.source}: aborted; {done} frames kept in complete "
+                                 "segments, run the same command again to continue")
+            return self._outcome(INTERRUPTED, started, done), None
         except Exception as error:  # one bad video never stops the batch
             if store is not None:
                 store.discard()
             outcome = self._outcome(FAILED, started, None)
-            outcome.error = _one_line(self.source, error)
+            outcome.error = one_line(self.source, error)
             return outcome, error
 
     def _identity(self, model: str, codec: VideoCodec) -> dict[str, Any]:
@@ -248,6 +204,7 @@ class _VideoJob:
                         break
                     done = self._next_result(frames, video)
             except RestoreInterrupted:  # the frames written so far make a complete segment
+                self.should_stop.acknowledge()  # winding down cleanly: no escalation
                 writer.close()
                 store.add(path, writer.frames)
                 raise
@@ -338,16 +295,10 @@ def _frame_tasks(task: Task, source: Path, frames: int) -> Callable[[int], Task]
     if not isinstance(task, Inpainting) or not task.mask_spec.is_dir():
         return lambda index: task
     folder = task.mask_spec
-    candidates = [p for p in folder.iterdir()
-                  if is_image_path(p) and p.is_file() and not p.name.startswith(".")]
-    own = [path for path in candidates if path.stem == source.stem]
-    if own:
-        whole = dataclasses.replace(task, mask_spec=own[0])
+    own, numbered = frame_masks(source, folder)
+    if own is not None:
+        whole = dataclasses.replace(task, mask_spec=own)
         return lambda index: whole
-    numbered: dict[int, Path] = {}
-    for path in sorted(candidates):
-        if (match := _FRAME_NUMBER.search(path.stem)) is not None:
-            numbered.setdefault(int(match.group(1)), path)
     if not numbered:
         raise AdaCodeError(f"{source}: no mask named {source.stem}.* and no numbered frame "
                            f"masks (frame_000001.png, ...) in {folder}")

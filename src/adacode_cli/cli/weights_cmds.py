@@ -6,11 +6,14 @@ imported inside each command so `adacode --help` stays instant and never imports
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
-from adacode_cli.errors import WeightsError
+from adacode_cli.errors import AdaCodeError, WeightsError
+
+EXIT_SOME_FAILED = 1
 
 weights_app = typer.Typer(
     help="Download and manage pretrained weights (cached as .safetensors).",
@@ -55,7 +58,8 @@ def list_weights(cache_dir: Path | None = CACHE_DIR) -> None:
             table.add_row(entry.name, entry.task, "-", "-", "damaged", "-")
             continue
         size = entry.size or (record.download_size if record else None)
-        cached = "yes" if record else "partial" if paths.partial.exists() else "no"
+        waiting = paths.partial.exists() or paths.download.exists()  # resumed by the next run
+        cached = "yes" if record else "partial" if waiting else "no"
         table.add_row(
             entry.name,
             entry.task,
@@ -73,18 +77,36 @@ def download(
         None, metavar="NAME...", help="Registry names (see `weights list`)."
     ),
     all_models: bool = ALL,
+    force: bool = typer.Option(
+        False, "--force", help="Download again even if cached (repairs a damaged file)."
+    ),
     cache_dir: Path | None = CACHE_DIR,
     offline: bool = OFFLINE,
     quiet: bool = QUIET,
 ) -> None:
-    """Fetch, verify and convert models into the cache; print each cached file's path."""
+    """Fetch, verify and convert models into the cache; print each cached file's path.
+
+    With several models every one is tried; each failure is reported and the exit code is 1.
+    """
     from adacode_cli.weights.api import ensure_weights
     from adacode_cli.weights.registry import load_registry
 
-    chosen = _chosen(names, all_models) or load_registry().names
+    registry = load_registry()
+    chosen = _chosen(names, all_models) or registry.names
     for name in chosen:
-        path = ensure_weights(name, cache_dir=cache_dir, offline=offline or None, quiet=quiet)
-        typer.echo(str(path))
+        registry.get(name)  # an unknown name is refused before anything is fetched
+
+    def fetch(name: str) -> str:
+        return str(ensure_weights(
+            name, cache_dir=cache_dir, offline=offline or None, quiet=quiet, force=force
+        ))
+
+    failed = _for_each(chosen, fetch)
+    if failed:
+        typer.echo(
+            f"error: {len(failed)} of {len(chosen)} models failed: {', '.join(failed)}", err=True
+        )
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @weights_app.command("path")
@@ -114,18 +136,12 @@ def verify(
     names = [name] if name else cached_names(cache_root(cache_dir) / "weights")
     if not names and not quiet:
         typer.echo("no weights are cached", err=True)
-    failed: list[str] = []
-    for each in names:
-        try:
-            verify_cached(CachePaths.for_model(each, cache_dir))
-        except WeightsError as error:
-            if len(names) == 1:
-                raise
-            typer.echo(f"{each}: FAILED ({error})", err=True)
-            failed.append(each)
-        else:
-            if not quiet:
-                typer.echo(f"{each}: ok")
+
+    def check(each: str) -> str | None:
+        verify_cached(CachePaths.for_model(each, cache_dir))
+        return None if quiet else f"{each}: ok"
+
+    failed = _for_each(names, check)
     if failed:
         raise WeightsError(
             f"{len(failed)} cached model(s) failed verification: {', '.join(failed)}"
@@ -139,31 +155,67 @@ def remove(
     cache_dir: Path | None = CACHE_DIR,
     quiet: bool = QUIET,
 ) -> None:
-    """Delete cached models (waits for a download of the same model to finish)."""
+    """Delete cached models and their lock files (waits for a download of the same model).
+
+    Leftover temporary files of killed processes are deleted too, when no other adacode
+    process is writing into the cache.
+    """
     from adacode_cli.weights.cache import (
         CachePaths,
         cache_root,
         cached_names,
+        clean_temporaries,
         remove_cached,
         unwritable_cache,
     )
-    from adacode_cli.weights.lock import exclusive_lock
+    from adacode_cli.weights.lock import exclusive_lock, writers_lock
+    from adacode_cli.weights.registry import load_registry, validate_name
 
     folder = cache_root(cache_dir) / "weights"
-    chosen = _chosen(names, all_models) or cached_names(folder)
+    present = cached_names(folder, with_locks=True)
+    chosen = _chosen(names, all_models) or present
+    known = set(load_registry().names) | set(present)
+    unknown = [name for name in chosen if validate_name(name) not in known]
+    if unknown:
+        raise WeightsError(
+            f"unknown weights {unknown[0]!r}: neither a registry name nor in the cache "
+            f"(`adacode weights list` shows both)"
+        )
     if not chosen and not quiet:
         typer.echo("no weights are cached", err=True)
-    for name in chosen:
-        paths = CachePaths.for_model(name, cache_dir)
-        removed = False
-        if folder.is_dir():
-            try:
+    if not folder.is_dir():
+        for name in chosen:
+            if not quiet:
+                typer.echo(f"{name}: not cached", err=True)
+        return
+    try:
+        with writers_lock(folder, clean=lambda: clean_temporaries(folder)):
+            for name in chosen:
+                paths = CachePaths.for_model(name, cache_dir)
                 with exclusive_lock(paths.lock):
                     removed = remove_cached(paths)
-            except OSError as error:
-                raise unwritable_cache(folder, error) from error
-        if not quiet:
-            typer.echo(f"{name}: {'removed' if removed else 'not cached'}", err=True)
+                if not quiet:
+                    typer.echo(f"{name}: {'removed' if removed else 'not cached'}", err=True)
+    except OSError as error:
+        raise unwritable_cache(folder, error) from error
+
+
+def _for_each(names: list[str], action: Callable[[str], str | None]) -> list[str]:
+    """Run `action` on every name, print the line it returns, report each failure on stderr and
+    return the names that failed; a lone name's error is raised as it is (one line, exit 2)."""
+    failed: list[str] = []
+    for name in names:
+        try:
+            line = action(name)
+        except AdaCodeError as error:
+            if len(names) == 1:
+                raise
+            typer.echo(f"{name}: FAILED ({error})", err=True)
+            failed.append(name)
+        else:
+            if line is not None:
+                typer.echo(line)
+    return failed
 
 
 def _chosen(names: list[str] | None, all_models: bool) -> list[str]:

@@ -18,6 +18,7 @@ from adacode_cli.errors import ImageError
 from adacode_cli.images.deep import is_wide, load_wide
 from adacode_cli.images.formats import PILLOW_READ_FORMATS
 from adacode_cli.images.orientation import make_upright, orientation_of, reset_orientation
+from adacode_cli.images.truncation import jpeg_shortfall, png_shortfall
 
 # Pillow modes -> the mode converted to before reading the pixels (8-bit unless noted).
 _CONVERT = {
@@ -39,6 +40,8 @@ _CONVERT = {
 _GREY_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 # Failures a damaged or hostile file can make Pillow raise while identifying or decoding it.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+# Pixel data that ends cleanly but early, which Pillow fills in silently (see images.truncation).
+_SHORTFALL_CHECKS = {"PNG": png_shortfall, "JPEG": jpeg_shortfall, "MPO": jpeg_shortfall}
 # EXIF orientations that swap width and height (a quarter turn, with or without a flip).
 _TRANSPOSING = frozenset({5, 6, 7, 8})
 
@@ -57,14 +60,40 @@ class LoadedImage:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_image(path: str | PathLike[str], *, max_pixels: int | None = None) -> LoadedImage:
+@dataclass(frozen=True)
+class MemoryBudget:
+    """Bytes of memory free for one image, and the side of its result per input pixel side
+    (the scale): the decoded image and its result must fit before decoding starts."""
+
+    available: int
+    output_scale: float = 1.0
+
+    def needed(self, image: Image.Image) -> int:
+        """Bytes of Pillow's decoded image, our RGB array and the result array."""
+        sample = 2 if image.mode in _GREY_16 or is_wide(image) else 1
+        bands = len(image.getbands())
+        per_pixel = bands * sample + 3 * sample * (1 + self.output_scale**2)
+        return int(image.size[0] * image.size[1] * per_pixel)
+
+
+def read_image(
+    path: str | PathLike[str],
+    *,
+    max_pixels: int | None = None,
+    budget: MemoryBudget | None = None,
+) -> LoadedImage:
     """Read `path`; any problem with the file raises `ImageError` naming it.
 
     `max_pixels` (default: Pillow's `Image.MAX_IMAGE_PIXELS`) refuses images larger than that
-    before decoding, so a small hostile file cannot expand into gigabytes of memory.
+    before decoding, so a small hostile file cannot expand into gigabytes of memory; `budget`
+    refuses, also before decoding, an image whose arrays would not fit in the memory free.
+    Pixel data that stops short of the declared size is an error, never black rows.
     """
     path = Path(path)
     with _opened(path, max_pixels) as image:
+        if budget is not None:
+            _check_memory(image, path, budget)
+        _check_complete(image, path)
         return _load(image, path)
 
 
@@ -121,6 +150,28 @@ def _check_size(image: Image.Image, path: Path, max_pixels: int | None) -> None:
         raise ImageError(
             f"{path}: {width}x{height} pixels is over the limit of {limit} pixels "
             "(a guard against decompression bombs)"
+        )
+
+
+def _check_complete(image: Image.Image, path: Path) -> None:
+    """Refuse, before decoding, pixel data that ends cleanly but short of the declared size."""
+    check = _SHORTFALL_CHECKS.get(image.format or "")
+    if check is None:
+        return
+    with open(path, "rb") as stream:
+        shortfall = check(stream)
+    if shortfall is not None:
+        raise ImageError(f"{path}: truncated image: {shortfall}")
+
+
+def _check_memory(image: Image.Image, path: Path, budget: MemoryBudget) -> None:
+    needed = budget.needed(image)
+    if needed > budget.available:
+        width, height = image.size
+        raise ImageError(
+            f"{path}: {width}x{height} pixels needs about {needed / 2**30:.1f} GiB for the image "
+            f"and its result, more than the {budget.available / 2**30:.1f} GiB of memory "
+            "available; refused"
         )
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import glob
-from collections.abc import Iterable
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adacode_cli.atomic import TEMP_PREFIX
@@ -12,38 +15,66 @@ from adacode_cli.images.formats import READABLE_EXTENSIONS, WRITABLE_FORMATS, is
 from adacode_cli.video.codecs import CONTAINERS, DEFAULT_CONTAINER, VIDEO_EXTENSIONS
 
 _GLOB_CHARACTERS = frozenset("*?[")
-EXT_CHOICES = ("auto", "png", "jpg", "webp", "tif", "mp4", "mkv", "mov", "webm")
+_FILE, _FOLDER, _MISSING = "file", "folder", "missing"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A name that looks like an image input but is not a file we can read, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class InputListing:
+    """What an INPUT argument names: the image files to restore, and the entries skipped."""
+
+    files: list[Path]
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def collect_inputs(spec: str, recursive: bool) -> list[Path]:
-    """The image files `spec` names: a file, a folder of images, or a glob pattern; sorted.
+    """The image files `spec` names (see `list_inputs`), without the skipped entries."""
+    return list_inputs(spec, recursive).files
 
-    Folders and patterns yield only files with an image extension, skipping hidden files and
-    folders (our own temporary files among them); `recursive` descends into sub-folders (and
-    lets `**` in a pattern match any depth). Finding nothing is a usage error.
+
+def list_inputs(spec: str, recursive: bool) -> InputListing:
+    """The image and video files `spec` names: a file, a folder, or a glob pattern; sorted.
+
+    Folders and patterns yield only files with an image or video extension, skipping hidden
+    files and folders (our own temporary files among them); `recursive` descends into
+    sub-folders (and lets `**` in a pattern match any depth). Entries with such a name that are not
+    readable files (broken links, link loops, FIFOs, folders) are listed as skipped. Finding
+    nothing is a usage error.
     """
     path = Path(spec)
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        found = images_in(path, recursive=recursive, videos=True)
-        if not found:
+    kind = _entry_kind(path)
+    if kind == _FILE:
+        return InputListing([path])
+    if kind == _FOLDER:
+        listing = _listing(path.rglob("*") if recursive else path.iterdir(), path, recursive,
+                           is_media_path)
+        if not listing.files:
             hint = "" if recursive else " (use --recursive to search sub-folders)"
             raise AdaCodeError(f"{spec}: no images ({_extension_list()}) in this folder{hint}")
-        return found
+        return listing
+    if kind != _MISSING:
+        raise AdaCodeError(f"{spec}: {kind}, not an image file or folder")
     if _GLOB_CHARACTERS & set(spec):
-        found = _images((Path(p) for p in glob.glob(spec, recursive=recursive)), None, True)
-        if not found:
+        matches = (Path(p) for p in glob.glob(spec, recursive=recursive))
+        listing = _listing(matches, None, recursive, is_media_path)
+        if not listing.files:
             raise AdaCodeError(f"{spec}: the pattern matches no images ({_extension_list()})")
-        return found
+        return listing
     raise AdaCodeError(f"{spec}: no such file or folder")
 
 
-def images_in(folder: Path, *, recursive: bool, videos: bool = False) -> list[Path]:
-    """The image files (and video files when `videos`) in `folder` (and its sub-folders when
-    `recursive`), sorted; hidden files and folders are skipped, our temporary files among them.
-    Empty when there are none."""
-    return _images(folder.rglob("*") if recursive else folder.iterdir(), folder, videos)
+def images_in(folder: Path, *, recursive: bool) -> list[Path]:
+    """The image files in `folder` (and its sub-folders when `recursive`), sorted; hidden files
+    and folders are skipped, our temporary files among them. Empty when there are none."""
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return _listing(candidates, folder, recursive, is_image_path).files
 
 
 def input_root(spec: str) -> Path:
@@ -58,99 +89,69 @@ def input_root(spec: str) -> Path:
     return Path(*fixed) if fixed else Path()
 
 
-def plan_output(
-    input_path: Path,
-    *,
-    input_root: Path | None,
-    output: Path | None,
-    task: str,
-    ext: str = "auto",
-    suffix: str = "",
-) -> Path:
-    """Where the result for `input_path` goes.
-
-    `output` is a folder (default `./adacode-<task>/`) or, for a single input, a file path with
-    an image extension. In a folder the result keeps the input's stem plus `suffix` and its
-    sub-folder below `input_root`; its format is the input's unless `ext` names one, and inputs
-    in formats we cannot write (gif, bmp) become png. Writing over the input is refused.
-    """
-    if ext not in EXT_CHOICES:
-        raise AdaCodeError(f"unknown output format '{ext}' (choose from {', '.join(EXT_CHOICES)})")
-    if output is not None and is_file_output(output):
-        if ext != "auto" and _canonical(output.suffix) != _canonical("." + ext):
-            raise AdaCodeError(f"{output}: the file name's extension disagrees with --ext {ext}")
-        destination = output
-    else:
-        folder = output if output is not None else Path(f"adacode-{task}")
-        destination = (
-            folder
-            / _relative_folder(input_path, input_root)
-            / (input_path.stem + suffix + output_suffix(input_path, ext))
-        )
-    if _same_file(destination, input_path):
-        raise AdaCodeError(
-            f"{destination}: would overwrite the input; choose another output, --suffix or --ext"
-        )
-    return destination
-
-
-def plan_outputs(
-    inputs: list[Path],
-    *,
-    input_root: Path | None,
-    output: Path | None,
-    task: str,
-    ext: str = "auto",
-    suffix: str = "",
-) -> list[Path]:
-    """`plan_output` for a whole batch, refusing plans that would lose or overwrite files:
-    a file output for several inputs, two inputs sharing an output, an output that is an input."""
-    if output is not None and is_file_output(output) and len(inputs) > 1:
-        raise AdaCodeError(f"{output}: {len(inputs)} inputs need an output folder, not a file")
-    plans = [
-        plan_output(path, input_root=input_root, output=output, task=task, ext=ext, suffix=suffix)
-        for path in inputs
-    ]
-    sources = {path.resolve(): path for path in inputs}
-    for destination in plans:
-        if destination.resolve() in sources:
-            raise AdaCodeError(
-                f"{destination}: would overwrite the input {sources[destination.resolve()]}; "
-                "choose another output, --suffix or --ext"
-            )
-    refuse_shared_outputs(inputs, plans, hint="use --ext or --suffix, or separate folders")
-    return plans
-
-
 def refuse_shared_outputs(inputs: list[Path], outputs: list[Path], *, hint: str = "") -> None:
     """Refuse, before anything is written, two inputs that would be written to one file: the
     second would silently replace the first."""
-    claimed: dict[Path, Path] = {}
-    for path, destination in zip(inputs, outputs, strict=True):
+    clash = find_shared_write(outputs)
+    if clash is not None:
+        first, second = clash
+        raise AdaCodeError(
+            f"{outputs[second]}: both {inputs[first]} and {inputs[second]} would be written there"
+            + (f"; {hint}" if hint else "")
+        )
+
+
+def find_shared_write(destinations: list[Path]) -> tuple[int, int] | None:
+    """The indices of the first two `destinations` that are one file, or None."""
+    claimed: dict[Path, int] = {}
+    for index, destination in enumerate(destinations):
         key = destination.resolve()
         if key in claimed:
-            raise AdaCodeError(
-                f"{destination}: both {claimed[key]} and {path} would be written there"
-                + (f"; {hint}" if hint else "")
-            )
-        claimed[key] = path
+            return claimed[key], index
+        claimed[key] = index
+    return None
 
 
-def is_file_output(output: Path) -> bool:
-    """True when `output` names a result file rather than a folder: an image extension or video
-    container we write, and not an existing folder."""
-    suffix = output.suffix.lower()
-    return (suffix in WRITABLE_FORMATS or suffix in CONTAINERS) and not output.is_dir()
+def _listing(candidates: Iterable[Path], root: Path | None, recursive: bool,
+             accept: Callable[[Path], bool]) -> InputListing:
+    """The readable files among `candidates` whose names `accept` (sorted) and the accepted
+    names that are not readable files; hidden names are left out silently, and so are folders
+    searched by `recursive`."""
+    files: set[Path] = set()
+    skipped: dict[Path, str] = {}
+    for path in candidates:
+        if not accept(path) or _hidden(path, root):
+            continue
+        kind = _entry_kind(path)
+        if kind == _FILE:
+            files.add(path)
+        elif kind == _FOLDER:
+            if not recursive:
+                skipped[path] = "a folder (use --recursive to search it)"
+        else:
+            skipped[path] = kind
+    return InputListing(sorted(files), [Skipped(p, skipped[p]) for p in sorted(skipped)])
 
 
-def _images(candidates: Iterable[Path], root: Path | None, videos: bool = False) -> list[Path]:
-    accept = is_media_path if videos else is_image_path
-    found = {
-        path
-        for path in candidates
-        if accept(path) and not _hidden(path, root) and path.is_file()
-    }
-    return sorted(found)
+def _entry_kind(path: Path) -> str:
+    """_FILE, _FOLDER, _MISSING, or what else `path` is, in words."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if path.is_symlink() else _MISSING
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return f"unreadable ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return _FILE
+    if stat.S_ISDIR(mode):
+        return _FOLDER
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
 
 
 def _hidden(path: Path, root: Path | None) -> bool:
@@ -164,34 +165,17 @@ def is_media_path(path: Path) -> bool:
     return is_image_path(path) or path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def output_suffix(input_path: Path, ext: str = "auto") -> str:
+def output_suffix(input_path: Path, ext: str = "auto", *, video: bool = False) -> str:
     """The extension of `input_path`'s result: `ext`'s where it is of the input's kind (image
-    format or video container), else the input's own where we can write that format, else
-    .png for images (gif, bmp) and .mp4 for videos."""
-    if input_path.suffix.lower() in VIDEO_EXTENSIONS:
+    format, or video container for a `video`); else an image keeps its own format where we
+    can write it (gif, bmp become .png) and a video becomes .mp4 (H.264 by default)."""
+    if video:
         return "." + ext if "." + ext in CONTAINERS else DEFAULT_CONTAINER
     if ext != "auto" and "." + ext in WRITABLE_FORMATS:
         return "." + ext
     if input_path.suffix.lower() in WRITABLE_FORMATS:
         return input_path.suffix
     return ".png"
-
-
-def _relative_folder(input_path: Path, root: Path | None) -> Path:
-    if root is None:
-        return Path()
-    try:
-        return input_path.parent.resolve().relative_to(root.resolve())
-    except ValueError:
-        return Path()
-
-
-def _same_file(first: Path, second: Path) -> bool:
-    return first.resolve() == second.resolve()
-
-
-def _canonical(suffix: str) -> str:
-    return WRITABLE_FORMATS.get(suffix.lower(), suffix.lower())
 
 
 def _leading_literal_parts(pattern: Path) -> list[str]:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 from adacode_cli.errors import AdaCodeError, ImageError
-from adacode_cli.images.decode import read_image
+from adacode_cli.images.decode import read_image, read_size
 from adacode_cli.images.formats import is_image_path
 from adacode_cli.images.resize import resize_nearest
+from adacode_cli.video.codecs import ANIMATED_EXTENSIONS, VIDEO_EXTENSIONS
 
 _LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
+_FRAME_NUMBER = re.compile(r"(\d+)$")
+
+
+class MaskSizeError(ImageError):
+    """A mask whose size is not its image's (the caller says how to allow resizing)."""
 
 
 def load_mask(
@@ -20,23 +27,37 @@ def load_mask(
     """The holes of mask file `path` as an HxW bool array for an image of `shape` (height, width).
 
     A pixel is a hole when any colour channel is non-zero (so white-on-black masks and 0/1 label
-    maps both work) and, where the mask has alpha, it is not fully transparent. JPEG masks are
-    cut at half intensity instead, so compression noise around black does not become holes.
-    A mask of another size is a usage error unless `resize` (nearest neighbour); `dilate` grows
-    every hole by that many pixels (a square neighbourhood).
+    maps both work) and, where the mask has alpha, it is not fully transparent. A mask drawn only
+    in its alpha channel (black everywhere, holes painted opaque on a transparent background) has
+    its opaque pixels as holes. JPEG masks are cut at half intensity instead, so compression
+    noise around black does not become holes. A mask without any hole is an error: the network
+    would run for nothing. A mask of another size is an error unless `resize` (nearest
+    neighbour); `dilate` grows every hole by that many pixels (a square neighbourhood).
     """
     mask = read_image(path)
-    threshold = (255 if mask.bit_depth == 8 else 65535) // 2 if mask.format in _LOSSY_FORMATS else 0
-    holes = mask.rgb.max(axis=2) > threshold
-    if mask.alpha is not None:
-        holes &= mask.alpha > 0
+    lossy = mask.format in _LOSSY_FORMATS
+    threshold = (255 if mask.bit_depth == 8 else 65535) // 2 if lossy else 0
+    painted = mask.rgb.max(axis=2) > threshold
+    if mask.alpha is None:
+        holes = painted
+    elif painted.any():
+        holes = painted & (mask.alpha > 0)
+    else:
+        holes = mask.alpha > 0
+        if holes.all():  # opaque black: no hole drawn in either way
+            holes[:] = False
     if holes.shape != tuple(shape):
         if not resize:
-            raise AdaCodeError(
-                f"{path}: mask is {holes.shape[1]}x{holes.shape[0]} but the image is "
-                f"{shape[1]}x{shape[0]} (width x height); allow resizing or supply a matching mask"
+            raise MaskSizeError(
+                f"{path}: the mask is {holes.shape[1]}x{holes.shape[0]} but its image is "
+                f"{shape[1]}x{shape[0]} (width x height)"
             )
         holes = resize_nearest(holes, shape)
+    if not holes.any():
+        raise ImageError(
+            f"{path}: the mask marks no holes (every pixel is black or transparent); holes are "
+            "white or non-zero pixels, or opaque pixels of a mask drawn only in its alpha channel"
+        )
     return dilate_mask(holes, dilate) if dilate > 0 else holes
 
 
@@ -87,3 +108,38 @@ def match_mask(input_path: Path, mask_spec: Path) -> Path:
             f"({', '.join(path.name for path in candidates)}) in {mask_spec}"
         )
     return candidates[0]
+
+
+def frame_masks(video: Path, folder: Path) -> tuple[Path | None, dict[int, Path]]:
+    """The masks in `folder` for a video: the one named after it (for every frame), and the
+    numbered per-frame masks by number (`frame_000123.png`: 123)."""
+    candidates = sorted(p for p in folder.iterdir()
+                        if is_image_path(p) and p.is_file() and not p.name.startswith("."))
+    own = next((path for path in candidates if path.stem == video.stem), None)
+    numbered: dict[int, Path] = {}
+    for path in candidates:
+        if (match := _FRAME_NUMBER.search(path.stem)) is not None:
+            numbered.setdefault(int(match.group(1)), path)
+    return own, numbered
+
+
+def masks_for(inputs: list[Path], mask_spec: Path) -> list[Path]:
+    """The mask files the inputs will use, checked before any work: a mask file that is not an
+    image, or a mask folder that holds a mask for none of the inputs, is a usage error (a folder
+    without masks for some of them: those images fail)."""
+    if mask_spec.is_file():
+        try:
+            read_size(mask_spec)
+        except ImageError as error:
+            raise AdaCodeError(f"--mask {error}") from error
+        return [mask_spec]
+    found = []
+    for path in inputs:
+        try:
+            found.append(match_mask(path, mask_spec))
+        except ImageError:
+            if path.suffix.lower() in VIDEO_EXTENSIONS | ANIMATED_EXTENSIONS:
+                found += frame_masks(path, mask_spec)[1].values()
+    if not found:
+        raise AdaCodeError(f"{mask_spec}: no mask named after any input (<input stem>.<ext>)")
+    return sorted(set(found))

@@ -10,10 +10,15 @@ nothing about URLs or terminals.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
+import pickletools
 import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,21 +42,69 @@ DERIVED_SUFFIXES = ("attn_mask", "relative_position_index")
 StateDict = dict[str, torch.Tensor]
 
 
-def read_official(path: Path) -> StateDict:
-    """Tensors of an official `.pth` file; code-carrying pickles are refused."""
+def require_file(path: Path) -> Path:
+    """`path` if it is a regular file; a folder, a FIFO or nothing at all is a named user error."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a weights file")
+    if not path.exists():
         raise CheckpointError(f"{path}: no such file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file (weights must be a file)")
+    return path
+
+
+def unreadable(path: Path, error: OSError) -> CheckpointError:
+    """The one-line error for a weights file the system will not let us read."""
+    return CheckpointError(f"{path}: cannot read it ({error.strerror or error})")
+
+
+def load_pth(path: Path) -> Any:
+    """`torch.load` with `weights_only=True` (no code runs); every failure is one named line.
+
+    torch's own warnings (legacy format, pickle protocol) are silenced: the user sees our verdict
+    only. A pickle that names a Python global (a class, a function) is code and is refused.
+    """
+    path = require_file(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" in str(error).lower() or "weights_only" in str(error):
+        if "global" in str(error).lower() or _carries_code(path):
             raise CheckpointError(
                 f"{path}: refused, the file contains Python objects (code), not only tensors"
             ) from error
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({error})") from error
+        raise CheckpointError(f"{path}: damaged or not a PyTorch checkpoint") from error
+    except OSError as error:
+        if error.errno is None:  # zip and stream errors from torch are OSErrors without errno
+            raise CheckpointError(f"{path}: truncated or not a PyTorch checkpoint") from error
+        raise unreadable(path, error) from error
     except Exception as error:  # torch.load fails in many ways (struct, zip, EOF...) on bad bytes
         raise CheckpointError(f"{path}: truncated or not a PyTorch checkpoint") from error
+
+
+# Opcodes that import or call Python objects: a plain state dict needs none outside torch's zip.
+_CODE_OPCODES = frozenset(
+    {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
+)
+
+
+def _carries_code(path: Path) -> bool:
+    """Whether a plain pickle (one torch refused by its operands) would import or call code.
+
+    `pickletools.genops` only parses the opcodes, it never executes them.
+    """
+    try:
+        with open(path, "rb") as handle:
+            return any(op.name in _CODE_OPCODES for op, _, _ in pickletools.genops(handle))
+    except Exception:  # not a pickle at all: garbage, not code
+        return False
+
+
+def read_official(path: Path) -> StateDict:
+    """Tensors of an official `.pth` file; code-carrying pickles are refused."""
+    data = load_pth(path)
     if isinstance(data, dict):
         for key in ("params", "params_ema", "state_dict"):
             if isinstance(data.get(key), dict):
@@ -77,10 +130,16 @@ def _indices(state: StateDict, pattern: str) -> list[int]:
     return sorted({int(m.group(1)) for k in state if (m := regex.match(k))})
 
 
-def _shape(state: StateDict, key: str) -> torch.Size:
+def _dim(state: StateDict, key: str, axis: int) -> int:
+    """Size `axis` of tensor `key`; a missing tensor or one of too few dimensions is named."""
     if key not in state:
         raise CheckpointError(f"not an AdaCode network: tensor '{key}' is missing")
-    return state[key].shape
+    shape = state[key].shape
+    if len(shape) <= axis:
+        raise CheckpointError(
+            f"not an AdaCode network: tensor '{key}' has shape {tuple(shape)}, too few dimensions"
+        )
+    return int(shape[axis])
 
 
 def infer_config(state: StateDict) -> AdaCodeConfig:
@@ -88,22 +147,22 @@ def infer_config(state: StateDict) -> AdaCodeConfig:
     codebooks = _indices(state, r"quantize_group\.(\d+)\.embedding\.weight$")
     if not codebooks:
         raise CheckpointError("not an AdaCode network: no 'quantize_group.N.embedding.weight'")
-    sizes = tuple(int(_shape(state, f"quantize_group.{i}.embedding.weight")[0]) for i in codebooks)
-    dims = tuple(int(_shape(state, f"quantize_group.{i}.embedding.weight")[1]) for i in codebooks)
+    sizes = tuple(_dim(state, f"quantize_group.{i}.embedding.weight", 0) for i in codebooks)
+    dims = tuple(_dim(state, f"quantize_group.{i}.embedding.weight", 1) for i in codebooks)
     decoders = _indices(state, r"decoder_group\.(\d+)\.block\.1\.weight$")
     if not decoders:
         raise CheckpointError("not an AdaCode network: no 'decoder_group.N.block.1.weight'")
-    latent = int(_shape(state, "before_quant_group.0.weight")[1])
-    widths = [int(_shape(state, f"decoder_group.{i}.block.1.weight")[0]) for i in decoders]
+    latent = _dim(state, "before_quant_group.0.weight", 1)
+    widths = [_dim(state, f"decoder_group.{i}.block.1.weight", 0) for i in decoders]
     channels = (latent, *widths)
-    in_channels = int(_shape(state, "multiscale_encoder.in_conv.weight")[1])
+    in_channels = _dim(state, "multiscale_encoder.in_conv.weight", 1)
     blocks = _indices(state, r"multiscale_encoder\.blocks\.(\d+)\.")
     swin_at = _indices(state, r"multiscale_encoder\.blocks\.(\d+)\.swin_blks\.")
     extra: dict[str, object] = {}
     if "after_quant_group.0.conv.weight" in state:
         stage, scale, swin_prefix = "vqgan", 1, None
         if "conv_semantic.0.weight" in state:
-            extra["semantic_channels"] = int(state["conv_semantic.0.weight"].shape[0])
+            extra["semantic_channels"] = _dim(state, "conv_semantic.0.weight", 0)
     elif swin_at:
         stage, swin_prefix = "restore", f"multiscale_encoder.blocks.{swin_at[0]}"
         scale = 2 ** (len(channels) - 1 - swin_at[0])
@@ -120,17 +179,17 @@ def infer_config(state: StateDict) -> AdaCodeConfig:
             state, rf"{re.escape(swin_prefix)}\.swin_blks\.0\.residual_group\.blocks\.(\d+)\."
         )
         block = f"{swin_prefix}.swin_blks.0.residual_group.blocks.0"
-        table = _shape(state, f"{block}.attn.relative_position_bias_table")
-        hidden = _shape(state, f"{block}.mlp.fc1.weight")[0]
+        table = f"{block}.attn.relative_position_bias_table"
+        hidden = _dim(state, f"{block}.mlp.fc1.weight", 0)
         swin = {
             "swin_layers": len(layers),
             "swin_depth": len(depth),
-            "swin_heads": int(table[1]),
-            "window_size": (round(table[0] ** 0.5) + 1) // 2,
+            "swin_heads": _dim(state, table, 1),
+            "window_size": (round(_dim(state, table, 0) ** 0.5) + 1) // 2,
             "mlp_ratio": hidden / latent,
         }
     if stage != "vqgan":
-        predictor_out = int(_shape(state, "weight_predictor.blocks.1.weight")[0])
+        predictor_out = _dim(state, "weight_predictor.blocks.1.weight", 0)
         if predictor_out != len(sizes):
             raise CheckpointError(
                 f"weight predictor has {predictor_out} outputs but there are {len(sizes)} codebooks"
@@ -144,28 +203,62 @@ def infer_config(state: StateDict) -> AdaCodeConfig:
         raise CheckpointError(f"not a supported AdaCode network: {error}") from error
 
 
-def load_state_strict(network: AdaCodeNet, state: StateDict) -> None:
-    """Load every tensor; any missing, unexpected or mis-shaped key is a named error."""
-    expected = network.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+def check_state(
+    state: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    *,
+    source: object = None,
+    allowed_extra: Iterable[str] = (),
+) -> None:
+    """Raise unless `state` has every key of `expected` with its shape and nothing else (keys
+    starting with one of `allowed_extra` aside). The one strict check of every network we load:
+    a tensor left at its random initial value would run without a sound and give wrong results.
+    `source` (the file) starts each message."""
+    where = f"{source}: " if source is not None else ""
+    missing = [key for key in expected if key not in state]
     if missing:
-        raise CheckpointError(f"tensor '{missing[0]}' is missing ({len(missing)} missing in all)")
+        raise CheckpointError(
+            f"{where}missing tensor '{missing[0]}' ({len(missing)} missing in all)"
+        )
+    extra_prefixes = tuple(allowed_extra)
+    unexpected = [k for k in state if k not in expected and not k.startswith(extra_prefixes)]
     if unexpected:
         raise CheckpointError(
-            f"unexpected tensor '{unexpected[0]}' ({len(unexpected)} unexpected in all)"
+            f"{where}unexpected tensor '{unexpected[0]}' ({len(unexpected)} unexpected in all; "
+            f"wrong network?)"
         )
     for key, tensor in expected.items():
         if state[key].shape != tensor.shape:
             raise CheckpointError(
-                f"tensor '{key}' has shape {tuple(state[key].shape)}, "
+                f"{where}tensor '{key}' has shape {tuple(state[key].shape)}, "
                 f"the architecture needs {tuple(tensor.shape)}"
             )
+
+
+def check_layout(config: AdaCodeConfig, state: StateDict, source: object = None) -> None:
+    """The strict check against the architecture of `config`, without allocating a network
+    (the shapes come from a build on the meta device)."""
+    with torch.device("meta"):
+        expected = build_network(config).state_dict()
+    check_state(state, expected, source=source)
+
+
+def load_state_strict(network: AdaCodeNet, state: StateDict, source: object = None) -> None:
+    """Load every tensor; any missing, unexpected or mis-shaped key is a named error."""
+    check_state(state, network.state_dict(), source=source)
     network.load_state_dict(state, strict=True)
 
 
-def save_safetensors(path: Path, config: AdaCodeConfig, state: StateDict) -> None:
-    """Write tensors plus a metadata JSON (format version, kind, task, scale, config) atomically."""
+def save_safetensors(
+    path: Path,
+    config: AdaCodeConfig,
+    state: StateDict,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """Write tensors plus a metadata JSON (format version, kind, task, scale, config) atomically.
+
+    `should_stop` is polled per tensor; when it turns true, KeyboardInterrupt leaves no file.
+    """
     from safetensors.torch import save_file
 
     metadata = {
@@ -176,25 +269,35 @@ def save_safetensors(path: Path, config: AdaCodeConfig, state: StateDict) -> Non
         "scale": str(config.scale),
         "config": config.to_json(),
     }
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    tensors = {}
+    for key, value in state.items():
+        stop_if_asked(should_stop)
+        tensors[key] = value.detach().to("cpu").contiguous()
     atomic_save(Path(path), lambda temp: save_file(tensors, str(temp), metadata=metadata))
+
+
+def stop_if_asked(should_stop: Callable[[], bool] | None) -> None:
+    """Raise KeyboardInterrupt (the CLI's exit 130) once the caller's stop request is set."""
+    if should_stop is not None and should_stop():
+        raise KeyboardInterrupt
 
 
 def read_safetensors(path: Path) -> tuple[AdaCodeConfig, StateDict]:
     """Config and tensors of one of our files."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+    path = require_file(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
             state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+    except OSError as error:
+        raise unreadable(path, error) from error
+    except (SafetensorError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: truncated or not a safetensors file") from error
     if metadata.get("format") != FORMAT_NAME or "config" not in metadata:
-        config = infer_config(clean_official(state))
+        with naming(path):
+            config = infer_config(clean_official(state))
         return config, clean_official(state, keep_semantic=config.stage == "vqgan")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
@@ -210,20 +313,34 @@ def read_safetensors(path: Path) -> tuple[AdaCodeConfig, StateDict]:
 
 def is_safetensors(path: Path) -> bool:
     """Sniff the format from the content (8-byte header length, then a JSON header)."""
-    with open(path, "rb") as handle:
-        head = handle.read(9)
+    path = require_file(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError as error:
+        raise unreadable(path, error) from error
     return len(head) == 9 and head[8:9] == b"{"
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Make every CheckpointError raised inside name the file it is about (once)."""
+    try:
+        yield
+    except CheckpointError as error:
+        if str(error).startswith(f"{path}:"):
+            raise
+        raise CheckpointError(f"{path}: {error}") from error
 
 
 def read_checkpoint(path: Path) -> tuple[AdaCodeConfig, StateDict]:
     """Config and clean tensors of an official `.pth` or one of our `.safetensors` files."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
     if is_safetensors(path):
         return read_safetensors(path)
     raw = read_official(path)
-    config = infer_config(clean_official(raw, keep_semantic=True))
+    with naming(path):
+        config = infer_config(clean_official(raw, keep_semantic=True))
     return config, clean_official(raw, keep_semantic=config.stage == "vqgan")
 
 
@@ -231,13 +348,20 @@ def load_network(path: Path, device: str | torch.device = "cpu") -> AdaCodeNet:
     """A ready (eval-mode) network from any supported weights file."""
     config, state = read_checkpoint(path)
     network = build_network(config)
-    load_state_strict(network, state)
+    load_state_strict(network, state, source=path)
     return network.to(device).eval()
 
 
-def convert_checkpoint(src: Path, dst: Path) -> AdaCodeConfig:
-    """Official `.pth` (or ours) -> our safetensors, after a strict load proves it complete."""
+def convert_checkpoint(
+    src: Path, dst: Path, should_stop: Callable[[], bool] | None = None
+) -> AdaCodeConfig:
+    """Official `.pth` (or ours) -> our safetensors, after a strict load proves it complete.
+
+    `should_stop` is polled between the steps and per tensor written (KeyboardInterrupt).
+    """
     config, state = read_checkpoint(src)
-    load_state_strict(build_network(config), state)
-    save_safetensors(dst, config, state)
+    stop_if_asked(should_stop)
+    check_layout(config, state, source=src)
+    stop_if_asked(should_stop)
+    save_safetensors(dst, config, state, should_stop)
     return config

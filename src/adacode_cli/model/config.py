@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Stage = Literal["vqgan", "recon", "restore"]
@@ -46,7 +46,6 @@ class AdaCodeConfig:
     use_residual: bool = True
     weight_softmax: bool = False
     semantic_channels: int = 512
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.codebook_sizes) != len(self.codebook_dims) or not self.codebook_sizes:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +24,7 @@ from torch import nn
 
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.depth import to_bit_depth
+from adacode_cli.interrupt import StopRequest
 from adacode_cli.model.checkpoint import load_state_strict
 from adacode_cli.model.networks import AdaCodeNet
 from adacode_cli.model.padding import restore_whole
@@ -71,30 +70,6 @@ def freeze(modules: list[nn.Module]) -> None:
     for module in modules:
         module.requires_grad_(False)
         module.eval()
-
-
-class StopRequest:
-    """Turns the first Ctrl-C into a request honoured after the current iteration (one process
-    only: under torchrun every rank would stop at a different iteration)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> StopRequest:
-        if self.enabled:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 class Trainer:

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from adacode_cli.errors import CheckpointError
+from adacode_cli.model.checkpoint import check_state
 
 StateDict = dict[str, torch.Tensor]
 _READ_ERRORS = (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, SafetensorError)
@@ -47,19 +48,7 @@ def check_fits(
 ) -> None:
     """Raise unless `state` has every key of `expected` with its shape, and nothing else except
     keys starting with one of `allowed_extra` (e.g. the VGG classifier we never use)."""
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise CheckpointError(f"{path}: missing {len(missing)} tensor(s), first {missing[0]!r}")
-    extra_prefixes = tuple(allowed_extra)
-    unexpected = sorted(k for k in set(state) - set(expected) if not k.startswith(extra_prefixes))
-    if unexpected:
-        raise CheckpointError(f"{path}: unexpected tensor {unexpected[0]!r}; wrong network?")
-    for key, tensor in expected.items():
-        if state[key].shape != tensor.shape:
-            raise CheckpointError(
-                f"{path}: {key!r} has shape {tuple(state[key].shape)}, "
-                f"expected {tuple(tensor.shape)}"
-            )
+    check_state(state, expected, source=path, allowed_extra=allowed_extra)
 
 
 def load_strict(

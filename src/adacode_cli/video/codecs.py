@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from adacode_cli.errors import AdaCodeError
 
@@ -21,6 +22,23 @@ CONTAINERS = {
 DEFAULT_CONTAINER = ".mp4"
 CODEC_CHOICES = ("auto", "h264", "h265", "vp9", "av1", "ffv1")
 MAX_X26X_CRF = 51
+
+
+def is_video_input(path: Path, animated: bool) -> bool:
+    """Whether `path` is restored as a video: a video extension, or with `animated` a GIF/WebP
+    of more than one frame (Pillow reads only the header)."""
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return True
+    if not (animated and suffix in ANIMATED_EXTENSIONS):
+        return False
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1) > 1
+    except (OSError, UnidentifiedImageError):
+        return False
 
 
 @dataclass(frozen=True)

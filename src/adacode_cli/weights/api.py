@@ -8,13 +8,21 @@ converting it once, under an inter-process lock); `resolve_weights` turns a comm
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from adacode_cli.errors import WeightsError
-from adacode_cli.weights.cache import CachePaths, is_cached, unwritable_cache
+from adacode_cli.weights.cache import (
+    CachePaths,
+    clean_leftovers,
+    clean_temporaries,
+    is_cached,
+    unwritable_cache,
+    verify_cached,
+)
 from adacode_cli.weights.download import notify
 from adacode_cli.weights.install import install
-from adacode_cli.weights.lock import exclusive_lock
+from adacode_cli.weights.lock import exclusive_lock, writers_lock
 from adacode_cli.weights.registry import MIRROR_ENV, Registry, WeightsEntry, load_registry
 
 OFFLINE_ENV = "ADACODE_OFFLINE"
@@ -35,15 +43,22 @@ def ensure_weights(
     cache_dir: Path | None = None,
     offline: bool | None = None,
     quiet: bool = False,
+    force: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Path:
     """The cached `.safetensors` file of registry model `name`, fetched first if it is missing.
 
-    A cached model is returned without taking the lock or writing anything, so a read-only,
-    pre-filled cache works. `quiet` hides the progress bar and informational lines.
+    A cached model is checked against its record (hashed again only if the file changed since
+    its last check) and returned without taking the lock, so a read-only, pre-filled cache works.
+    `force` fetches it again (a damaged file's repair). `quiet` hides the progress bar and
+    informational lines. `should_stop` is polled during the download and the conversion; when
+    it turns true they raise KeyboardInterrupt.
     """
     entry = load_registry().get(name)
     paths = CachePaths.for_model(entry.name, cache_dir)
-    if is_cached(paths):
+    if not force and is_cached(paths):
+        verify_cached(paths, rehash=False)
+        clean_leftovers(paths.folder)
         return paths.safetensors
     if is_offline(offline):
         raise WeightsError(
@@ -58,9 +73,14 @@ def ensure_weights(
 
     try:
         paths.folder.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(paths.lock, on_wait=waiting):
+        with (
+            exclusive_lock(paths.lock, on_wait=waiting),
+            writers_lock(paths.folder, clean=lambda: clean_temporaries(paths.folder)),
+        ):
+            if force:  # the record stays: a re-download must still match its stored hash
+                paths.safetensors.unlink(missing_ok=True)
             if not is_cached(paths):  # the process we waited for may have fetched it
-                install(entry, paths, quiet=quiet)
+                install(entry, paths, quiet=quiet, should_stop=should_stop)
     except OSError as error:
         raise unwritable_cache(paths.folder, error) from error
     return paths.safetensors
@@ -74,12 +94,13 @@ def resolve_weights(
     cache_dir: Path | None = None,
     offline: bool | None = None,
     quiet: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Path:
     """The weights file for a restoration command's `--weights NAME|PATH`.
 
-    Empty: the task's default model (sr x2 -> sr-x2, sr x4 -> sr-x4, inpaint, recon). A registry
-    name: that model from the cache (it must suit `task`/`scale` when they are given). An existing
-    `.safetensors` or official `.pth` file: that path, for the caller to load.
+    Empty: the registry's `default` model for the task and scale (sr-x2, sr-x4, inpaint, recon).
+    A registry name: that model from the cache (it must suit `task`/`scale` when they are given).
+    An existing `.safetensors` or official `.pth` path: that path, for the caller to load.
     """
     registry = load_registry()
     if not spec:
@@ -89,13 +110,15 @@ def resolve_weights(
         _check_fits(registry.entries[spec], registry, task, scale)
     else:
         path = Path(spec).expanduser()
-        if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
-            return path
+        if path.suffix in WEIGHT_SUFFIXES and os.path.lexists(path):
+            return path  # the loader refuses a folder or an unreadable file with one named line
         raise WeightsError(
             f"unknown weights {spec!r}: not a registry name ({', '.join(_restorers(registry))}) "
             f"nor an existing .safetensors or .pth file"
         )
-    return ensure_weights(name, cache_dir=cache_dir, offline=offline, quiet=quiet)
+    return ensure_weights(
+        name, cache_dir=cache_dir, offline=offline, quiet=quiet, should_stop=should_stop
+    )
 
 
 def _restorers(registry: Registry) -> list[str]:
@@ -103,13 +126,13 @@ def _restorers(registry: Registry) -> list[str]:
 
 
 def _default_name(registry: Registry, task: str | None, scale: int | None) -> str:
-    candidates = [
-        entry.name
-        for entry in registry.entries.values()
-        if entry.kind == "adacode" and entry.task == task and scale in (None, entry.scale)
-    ]
-    if len(candidates) == 1:
-        return candidates[0]
+    """The registry's `default` for the task at `scale`; without a scale, the task's only one."""
+    scales = {e.scale for e in registry.entries.values() if e.default and e.task == task}
+    if scale is None and len(scales) == 1:
+        scale = scales.pop()
+    chosen = registry.default_for(task, scale) if task and scale is not None else None
+    if chosen is not None:
+        return chosen.name
     at_scale = f" at scale {scale}" if scale is not None else ""
     raise WeightsError(
         f"no single default weights for task {task!r}{at_scale}: choose one of "
@@ -125,8 +148,42 @@ def _check_fits(
         return
     fits = entry.kind == "adacode" and entry.task == task and scale in (None, entry.scale)
     if not fits:
+        held = describe_model(entry.task, entry.scale, entry.kind)
         at_scale = f" x{scale}" if scale is not None else ""
         raise WeightsError(
-            f"weights {entry.name!r} ({entry.kind}, task {entry.task}, scale {entry.scale}) do "
-            f"not fit {task}{at_scale}: choose one of {', '.join(_restorers(registry))}"
+            f"weights {entry.name!r} ({held}) do not fit {task}{at_scale}: `adacode {task}` "
+            f"needs {describe_model(task, scale)}; choose one of "
+            f"{', '.join(_restorers(registry))}"
         )
+
+
+_TASK_WORDS = {
+    "sr": "super-resolution",
+    "inpaint": "inpainting",
+    "recon": "stage-2 reconstruction",
+    "vqgan": "stage-1 VQGAN",
+}
+_KIND_WORDS = {"discriminator": "discriminator", "loss-network": "loss network"}
+
+
+def describe_model(task: str, scale: int | None, kind: str = "adacode") -> str:
+    """'an inpainting model', 'a super-resolution x4 model', 'a discriminator': for messages."""
+    if kind in _KIND_WORDS:
+        words = _KIND_WORDS[kind]
+    else:
+        words = f"{_TASK_WORDS.get(task, task)} model"
+        if task == "sr" and scale is not None:
+            words = words.replace(" model", f" x{scale} model")
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+
+
+def refuse_unfit_model(
+    path: Path, held_task: str, held_scale: int, task: str, scale: int | None
+) -> None:
+    """Refuse a weights file whose network is for another task or scale than the command's."""
+    if held_task == task and scale in (None, held_scale):
+        return
+    raise WeightsError(
+        f"{path} holds {describe_model(held_task, held_scale)}, but `adacode {task}` needs "
+        f"{describe_model(task, scale)} (see `adacode weights list`, or `adacode info {path}`)"
+    )

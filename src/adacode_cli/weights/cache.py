@@ -1,29 +1,38 @@
 """The weights cache: where each model lives, its metadata record, verification and removal.
 
 Layout, under `<cache root>/weights/`: `NAME.safetensors` (what loads read), `NAME.json` (the
-record: source URL, both hashes, date, tool version), `NAME.part` (an interrupted download, kept so
-the next attempt resumes it) and `NAME.lock` (the inter-process lock). A model counts as cached
-only when both its safetensors file and its record exist.
+record: source URL, both hashes, date, tool version, and the size and times of the safetensors
+file when it last matched its hash), `NAME.part` (an interrupted download, kept so the next
+attempt resumes it), `NAME.pth` (a verified download whose conversion was interrupted, kept so
+the next attempt converts it without downloading again) and `NAME.lock` (the inter-process lock).
+A model counts as cached only when both its safetensors file and its record exist.
+
+Every use of a cached file checks it against its record: the file is hashed again only when its
+size or times changed since the last check (hashing 140 MB costs a fraction of a second, a stat
+nothing), so a damaged file is never loaded and an unchanged one costs nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import platformdirs
 
-from adacode_cli.atomic import atomic_write_text
+from adacode_cli.atomic import TEMP_PREFIX, atomic_write_text
 from adacode_cli.errors import WeightsError
+from adacode_cli.weights.lock import writers_lock
 from adacode_cli.weights.registry import NAME_PATTERN, validate_name
 
 HOME_ENV = "ADACODE_HOME"
 RECORD_VERSION = 1
 CHECKSUM_KINDS = ("sha256", "sha256-prefix", "none")
-_FILE_SUFFIXES = (".safetensors", ".json", ".part")
+_FILE_SUFFIXES = (".safetensors", ".json", ".part", ".pth", ".lock")
+_OPTIONAL_FIELDS = frozenset({"verified_stamp"})
 
 
 def cache_root(cache_dir: Path | None = None) -> Path:
@@ -83,6 +92,7 @@ class CacheRecord:
     downloaded_at: str
     tool_version: str
     record_version: int = RECORD_VERSION
+    verified_stamp: list[int] | None = None  # file_stamp() of the safetensors when it last matched
 
 
 def read_record(paths: CachePaths) -> CacheRecord | None:
@@ -94,7 +104,7 @@ def read_record(paths: CachePaths) -> CacheRecord | None:
     except (OSError, ValueError) as error:
         raise _damaged(paths, error) from error
     names = {field.name for field in fields(CacheRecord)}
-    if not isinstance(data, dict) or set(data) != names:
+    if not isinstance(data, dict) or not names - _OPTIONAL_FIELDS <= set(data) <= names:
         raise _damaged(paths, "unexpected fields")
     record = CacheRecord(**data)
     if record.checksum not in CHECKSUM_KINDS or record.record_version != RECORD_VERSION:
@@ -110,14 +120,16 @@ def is_cached(paths: CachePaths) -> bool:
     return paths.safetensors.is_file() and paths.record.is_file()
 
 
-def cached_names(folder: Path) -> list[str]:
-    """Names with files in the cache, in the registry or not (so orphans can be removed too)."""
+def cached_names(folder: Path, *, with_locks: bool = False) -> list[str]:
+    """Names with files in the cache, in the registry or not (so orphans can be removed too);
+    a name that has only its lock file counts with `with_locks` alone."""
     if not folder.is_dir():
         return []
+    suffixes = _FILE_SUFFIXES if with_locks else _FILE_SUFFIXES[:-1]
     return sorted({
         path.stem
         for path in folder.iterdir()
-        if path.suffix in _FILE_SUFFIXES and NAME_PATTERN.fullmatch(path.stem)
+        if path.suffix in suffixes and NAME_PATTERN.fullmatch(path.stem)
     })
 
 
@@ -129,25 +141,43 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_cached(paths: CachePaths) -> CacheRecord:
-    """Re-hash the cached safetensors file against its record; a mismatch is a user error."""
+def file_stamp(path: Path) -> list[int]:
+    """Size, modification and change time (ns): any write to the file changes one of them."""
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def verify_cached(paths: CachePaths, *, rehash: bool = True) -> CacheRecord:
+    """Check the cached safetensors file against its record; a mismatch is a user error.
+
+    With `rehash=False` (every use) the file is hashed only if it changed since it last matched;
+    `weights verify` re-hashes always. A match refreshes the stamp in the record, when the cache
+    is writable (a read-only cache is simply hashed again next time).
+    """
     record = read_record(paths)
     if record is None or not paths.safetensors.is_file():
         raise WeightsError(
             f"{paths.name} is not cached: run `adacode weights download {paths.name}`"
         )
+    stamp = file_stamp(paths.safetensors)
+    if not rehash and record.verified_stamp == stamp:
+        return record
     actual = sha256_file(paths.safetensors)
     if actual != record.safetensors_sha256:
         raise WeightsError(
             f"{paths.safetensors} is damaged (sha256 {actual}, expected "
-            f"{record.safetensors_sha256}): run `adacode weights remove {paths.name}` and "
-            f"download it again"
+            f"{record.safetensors_sha256}): repair it with `adacode weights download --force "
+            f"{paths.name}` (or `adacode weights remove {paths.name}` and run again)"
         )
+    if record.verified_stamp != stamp:
+        record = replace(record, verified_stamp=stamp)
+        with contextlib.suppress(OSError), writers_lock(paths.folder):
+            write_record(paths, record)
     return record
 
 
 def remove_cached(paths: CachePaths) -> bool:
-    """Delete the model's files (not its lock); True if there was anything to delete."""
+    """Delete the model's files, its lock included (call with the lock held); True if any."""
     removed = False
     for path in (paths.safetensors, paths.record, paths.partial, paths.download):
         try:
@@ -155,6 +185,28 @@ def remove_cached(paths: CachePaths) -> bool:
             removed = True
         except FileNotFoundError:
             pass
+    with contextlib.suppress(OSError):  # Windows cannot delete a file held open
+        paths.lock.unlink()
+    return removed
+
+
+def clean_leftovers(folder: Path) -> None:
+    """Delete temporaries of killed runs if there are any and no writer is alive (a glob when
+    there are none; nothing at all in a cache we may not write)."""
+    if next(folder.glob(f"{TEMP_PREFIX}*"), None) is None:
+        return
+    with contextlib.suppress(OSError), writers_lock(folder, lambda: clean_temporaries(folder)):
+        pass
+
+
+def clean_temporaries(folder: Path) -> list[Path]:
+    """Delete the atomic-write temporaries in `folder`; only with no other writer alive (see
+    `lock.writers_lock`), so every one found was left by a killed process."""
+    removed = []
+    for path in folder.glob(f"{TEMP_PREFIX}*"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
     return removed
 
 

@@ -2,8 +2,11 @@
 
 The body goes to a `.part` file that survives failures, so every retry (and the next run) resumes
 it with an HTTP Range request; servers that ignore Range and answer 200 simply start it over.
-Connection errors, timeouts and 5xx answers are retried with exponential backoff; anything the user
-must fix (404, other 4xx, TLS, a body over the size cap) fails at once with one line.
+Dropped connections, timeouts, 408/429 and 5xx answers are retried with exponential backoff, one
+line on stderr per retry saying why. What waiting cannot fix fails at once with one line: a host
+name that does not resolve, a refused connection (nothing listens there), other 4xx, TLS errors,
+a body over the size cap. A stop request (`should_stop`, polled per chunk and while waiting to
+retry) raises KeyboardInterrupt and keeps the `.part` file for the next run to resume.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import math
 import os
 import re
+import socket
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -63,6 +68,9 @@ class _Transient(Exception):
     """A failure worth another attempt: dropped connection, timeout, 5xx."""
 
 
+StopCheck = Callable[[], bool] | None
+
+
 def notify(message: str) -> None:
     """One line on stderr (notices and warnings; stdout stays for results)."""
     print(message, file=sys.stderr, flush=True)
@@ -76,6 +84,7 @@ def download(
     settings: DownloadSettings,
     label: str,
     show_progress: bool,
+    should_stop: StopCheck = None,
 ) -> None:
     """Fetch `url` into `partial`, resuming what is already there; return once the body is complete.
 
@@ -94,19 +103,40 @@ def download(
     )
     failure: _Transient | None = None
     with requests.Session() as session, progress:  # a Session keeps trust_env: proxies apply
-        task = progress.add_task(label, total=expected_size)
-        for attempt in range(settings.attempts):
-            if attempt:
-                time.sleep(settings.backoff * 2 ** (attempt - 1))
+        # Hidden until the server answers: no frozen "0/? bytes" bar while we cannot connect.
+        task = progress.add_task(label, total=expected_size, visible=False)
+        for attempt in range(1, settings.attempts + 1):
             try:
-                _attempt(session, url, partial, limit, settings, progress, task)
+                _attempt(session, url, partial, limit, settings, progress, task, should_stop)
                 return
             except _Transient as error:
                 failure = error
+            if attempt < settings.attempts:
+                delay = settings.backoff * 2 ** (attempt - 1)
+                progress.console.print(
+                    f"{label}: {failure} (attempt {attempt} of {settings.attempts}); "
+                    f"retrying in {delay:g} s",
+                    markup=False, highlight=False, soft_wrap=True,
+                )
+                _wait(delay, should_stop)
     raise WeightsError(
         f"could not download {url}: {failure} (gave up after {settings.attempts} attempts); "
         f"check the network and proxy settings, or set {MIRROR_ENV}"
     )
+
+
+def _wait(seconds: float, should_stop: StopCheck) -> None:
+    """Sleep before a retry, in short steps so a stop request is seen within 0.1 s."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        _stop_if_asked(should_stop)
+        time.sleep(min(left, 0.1))
+    _stop_if_asked(should_stop)
+
+
+def _stop_if_asked(should_stop: StopCheck) -> None:
+    if should_stop is not None and should_stop():
+        raise KeyboardInterrupt
 
 
 def _attempt(
@@ -117,7 +147,9 @@ def _attempt(
     settings: DownloadSettings,
     progress: Progress,
     task: TaskID,
+    should_stop: StopCheck,
 ) -> None:
+    _stop_if_asked(should_stop)
     offset = partial.stat().st_size if partial.exists() else 0
     if offset > limit:
         partial.unlink()
@@ -135,7 +167,7 @@ def _attempt(
     except requests.exceptions.SSLError as error:
         raise WeightsError(f"TLS error downloading {url}: {_reason(error)}") from error
     except _RETRYABLE as error:
-        raise _Transient(_reason(error)) from error
+        raise _connection_failure(url, error) from error
     except requests.RequestException as error:
         raise WeightsError(f"cannot download {url}: {_reason(error)}") from error
     with response:
@@ -148,9 +180,9 @@ def _attempt(
         if total is not None and total > limit:
             partial.unlink(missing_ok=True)
             raise _too_large(url, limit)
-        progress.update(task, total=total, completed=start)
+        progress.update(task, total=total, completed=start, visible=True)
         try:
-            _stream(response, partial, start, limit, settings.chunk_size, progress, task)
+            _stream(response, partial, start, limit, settings, progress, task, should_stop)
         except WeightsError:
             partial.unlink(missing_ok=True)
             raise
@@ -169,7 +201,7 @@ def _accepted(
             f"{url} was not found (HTTP 404); set {MIRROR_ENV} to a server that has "
             f"{urlsplit(url).path.rsplit('/', 1)[-1]}"
         )
-    if status >= 500 or status == 429:
+    if status >= 500 or status in (408, 429):
         raise _Transient(f"HTTP {status} {response.reason}")
     if status not in (200, 206):
         raise WeightsError(f"{url} answered HTTP {status} {response.reason}")
@@ -190,14 +222,16 @@ def _stream(
     partial: Path,
     start: int,
     limit: int,
-    chunk_size: int,
+    settings: DownloadSettings,
     progress: Progress,
     task: TaskID,
+    should_stop: StopCheck,
 ) -> None:
     written = start
     with open(partial, "ab" if start else "wb") as out:
         try:
-            for chunk in response.iter_content(chunk_size):
+            for chunk in response.iter_content(settings.chunk_size):
+                _stop_if_asked(should_stop)
                 written += len(chunk)
                 if written > limit:
                     raise _too_large(response.url, limit)
@@ -207,6 +241,37 @@ def _stream(
             raise _Transient(_reason(error)) from error
         except requests.RequestException as error:
             raise WeightsError(f"cannot download {response.url}: {_reason(error)}") from error
+
+
+def _connection_failure(url: str, error: requests.RequestException) -> Exception:
+    """A failure to connect: fatal where the host does not resolve or refuses, else retried."""
+    causes = list(_causes(error))
+    host = urlsplit(url).hostname or url
+    if any(isinstance(cause, socket.gaierror) for cause in causes):
+        return WeightsError(
+            f"cannot download {url}: the host name {host!r} does not resolve "
+            f"({_reason(error)}); check the network connection and DNS, or set {MIRROR_ENV}"
+        )
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return WeightsError(
+            f"cannot download {url}: {_reason(error)} by {host} (no server listens there); "
+            f"check the address, or set {MIRROR_ENV} to a running server"
+        )
+    return _Transient(_reason(error))
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """Every exception behind `error`: requests wraps urllib3, which wraps the socket error."""
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None),
+                    *current.args]
 
 
 def _complete_total(response: requests.Response) -> int | None:

@@ -1,8 +1,11 @@
 """The weights registry (`weights.json`): which models exist, where they live, how to check them.
 
-The file ships inside the package; `ADACODE_REGISTRY=<path>` replaces it (tests and private forks
-point it at their own file). Every entry is validated on load so a bad registry fails with one clear
-line instead of a confusing download error later.
+There is one file, `weights.json` at the repository root; the wheel carries it inside the package
+(hatch `force-include`), and a source checkout reads the root file. `ADACODE_REGISTRY=<path>`
+replaces it (tests and private forks point it at their own file). Every entry is validated on load
+so a bad registry fails with one clear line instead of a confusing download error later. Adding a
+model is one entry; `"default": true` makes it what a restoration command uses for its task and
+scale when `--weights` is not given (at most one default per task and scale).
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ KINDS = ("adacode", "discriminator", "loss-network")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SHA256_PREFIX = re.compile(r"[0-9a-f]{8,63}")
+_OPTIONAL = frozenset({"note", "default"})
 _FIELDS = frozenset(
     {"name", "kind", "task", "scale", "url", "sha256", "sha256_prefix", "size", "license",
-     "source", "note"}
+     "source", *_OPTIONAL}
 )
+# In the wheel the registry sits in the package; in a source checkout, at the repository root.
+_CHECKOUT_REGISTRY = Path(__file__).resolve().parents[3] / "weights.json"
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class WeightsEntry:
     license: str
     source: str
     note: str | None = None
+    default: bool = False
 
     @property
     def file_name(self) -> str:
@@ -72,6 +79,13 @@ class Registry:
             raise WeightsError(
                 f"unknown weights {name!r}: valid names are {', '.join(self.names)}"
             ) from None
+
+    def default_for(self, task: str, scale: int) -> WeightsEntry | None:
+        """The AdaCode network marked `default` for `task` at `scale`, if the registry has one."""
+        return next(
+            (e for e in self.entries.values() if e.default and (e.task, e.scale) == (task, scale)),
+            None,
+        )
 
 
 def validate_name(name: str) -> str:
@@ -109,7 +123,9 @@ def load_registry(path: Path | None = None) -> Registry:
     try:
         if path is None:
             label = "the packaged weights.json"
-            text = (resources.files("adacode_cli") / "weights.json").read_text(encoding="utf-8")
+            packaged = resources.files("adacode_cli") / "weights.json"
+            source = packaged if packaged.is_file() else _CHECKOUT_REGISTRY
+            text = source.read_text(encoding="utf-8")
         else:
             label = str(path)
             text = path.read_text(encoding="utf-8")
@@ -133,7 +149,15 @@ def _parse(data: Any, label: str) -> Registry:
         if entry.name in entries:
             raise WeightsError(f"weights registry {label}: duplicate name {entry.name!r}")
         entries[entry.name] = entry
-    return Registry(entries)
+    registry = Registry(entries)
+    for entry in entries.values():
+        chosen = registry.default_for(entry.task, entry.scale) if entry.default else entry
+        if chosen is not entry:
+            raise WeightsError(
+                f"weights registry {label}: {chosen.name!r} and {entry.name!r} are both the "
+                f"default for {entry.task} x{entry.scale}; mark only one `\"default\": true`"
+            )
+    return registry
 
 
 def _parse_entry(raw: Any, label: str) -> WeightsEntry:
@@ -141,7 +165,7 @@ def _parse_entry(raw: Any, label: str) -> WeightsEntry:
         raise WeightsError(f"weights registry {label}: every model must be an object")
     where = f"weights registry {label}, model {raw.get('name')!r}"
     unknown = set(raw) - _FIELDS
-    missing = _FIELDS - {"note"} - set(raw)
+    missing = _FIELDS - _OPTIONAL - set(raw)
     if unknown or missing:
         raise WeightsError(
             f"{where}: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}"
@@ -160,6 +184,9 @@ def _parse_entry(raw: Any, label: str) -> WeightsEntry:
         (isinstance(entry.license, str) and bool(entry.license), "license"),
         (isinstance(entry.source, str) and bool(entry.source), "source"),
         (entry.note is None or isinstance(entry.note, str), "note"),
+        (entry.default is False or (entry.default is True and entry.kind == "adacode"
+                                    and entry.scale is not None),
+         "default (true only for an AdaCode network with a scale)"),
     ]
     for ok, field in checks:
         if not ok:

@@ -1,0 +1,185 @@
+"""A restoration run as a process: Ctrl-C in every long phase, usage errors without torch,
+stale temporary files of killed runs.
+
+The Ctrl-C tests mark each phase on stderr through a `sitecustomize` module that wraps public
+entry points (`Restorer.from_file`, `Restorer.restore`, `Reporter.tiles`) without changing what
+they do; the model load is made long by loading the tiny model many times.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from adacode_cli.atomic import TEMP_PREFIX, remove_stale_temporaries
+from cli_restore_helpers import leftovers, noise, save_png, save_tiny_model
+from process_helpers import run_adacode
+
+PHASE_MARKERS = '''
+import os, sys
+if os.environ.get("ADACODE_TEST_PHASES"):
+    from adacode_cli.cli.report import Reporter
+    from adacode_cli.engine.restorer import Restorer
+    real_from_file, real_restore, real_tiles = (
+        Restorer.from_file.__func__, Restorer.restore, Reporter.tiles)
+    def say(text):
+        print(text, file=sys.stderr, flush=True)
+    def from_file(cls, *args, **kwargs):
+        say("PHASE load")
+        for _ in range(int(os.environ["ADACODE_TEST_LOADS"])):
+            real_from_file(cls, *args, **kwargs)
+        return real_from_file(cls, *args, **kwargs)
+    def restore(self, *args, **kwargs):
+        say("PHASE restore")
+        return real_restore(self, *args, **kwargs)
+    def tiles(self, done, total):
+        if done == 1:
+            say("PHASE tiles")
+        return real_tiles(self, done, total)
+    Restorer.from_file = classmethod(from_file)
+    Restorer.restore, Reporter.tiles = restore, tiles
+'''
+SECONDS_TO_STOP = 8.0  # on a loaded 2-core CI machine; about 1-2 s when idle, exit included
+
+
+@pytest.fixture(scope="module")
+def sr_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "model.safetensors", "sr", 2)
+
+
+def interrupt_at(marker: str, args: list[str], cwd: Path, loads: int = 0) -> tuple[int, float,
+                                                                                     str, str]:
+    """Run adacode, send SIGINT 0.5 s after `marker` appears on stderr; (exit code, seconds from
+    the signal to the exit, stdout, stderr)."""
+    shim = cwd / "shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(PHASE_MARKERS)
+    env = {**os.environ, "ADACODE_TEST_PHASES": "1", "ADACODE_TEST_LOADS": str(loads),
+           "PYTHONPATH": os.pathsep.join([str(shim), os.environ.get("PYTHONPATH", "")]),
+           "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "adacode_cli", *args], cwd=cwd, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if line.startswith(marker):
+            break
+    else:
+        process.wait()
+        pytest.fail(f"{marker} never came: {''.join(seen)}")
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    sent = time.perf_counter()
+    out, err = process.communicate(timeout=120)
+    return process.returncode, time.perf_counter() - sent, out, "".join(seen) + err
+
+
+@pytest.mark.parametrize(("phase", "marker", "image_side", "options", "loads"), [
+    ("model load", "PHASE load", 16, ["--tile", "0"], 10_000),
+    ("whole-image run", "PHASE restore", 128, ["--tile", "0"], 0),
+    ("statistics pass", "PHASE restore", 96, ["--tile", "32", "--batch-size", "1"], 0),
+    ("tiled run", "PHASE tiles", 96, ["--tile", "32", "--batch-size", "1"], 0),
+])
+def test_ctrl_c_stops_every_phase_within_seconds(tmp_path, sr_model, phase, marker, image_side,
+                                                 options, loads):
+    save_png(tmp_path / "in" / "a.png", noise((image_side, image_side, 3)))
+
+    code, seconds, out, err = interrupt_at(
+        marker, ["sr", "in", "out", "-w", str(sr_model), *options], tmp_path, loads)
+
+    assert code == 130, err
+    assert seconds < SECONDS_TO_STOP, f"{phase}: {seconds:.1f} s"
+    assert "Traceback" not in err
+    if phase == "model load":
+        assert err.rstrip().endswith("interrupted") and out == ""
+    else:
+        assert "interrupted, nothing written" in out and "summary:" in out
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    assert leftovers(tmp_path) == []
+
+
+def test_usage_errors_are_reported_without_importing_torch(tmp_path, sr_model):
+    blocker = tmp_path / "blocker" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch must not be imported')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
+    image = save_png(tmp_path / "in" / "a.png", noise((8, 8, 3)))
+    save_png(tmp_path / "in" / "a-weights.png", noise((8, 8, 3)))
+    (tmp_path / "notes.txt").write_text("a file")
+    (tmp_path / "masks").mkdir()
+    weights = ["-w", str(sr_model)]
+    cases = {
+        ("sr", "nosuch.png"): "nosuch.png: no such file or folder",
+        ("sr", str(image), "--weights", "nosuch"): "unknown weights 'nosuch'",
+        ("sr", "in", "notes.txt", *weights): "notes.txt: is a file",
+        ("sr", str(image), "out.txt", *weights): "out.txt: not an image file name",
+        ("sr", "in", "o", "--suffix", "/../x", *weights): "may not contain path separators",
+        ("sr", "in", "in", *weights): "would overwrite the input",
+        ("sr", "in", "o", "--save-weight-map", *weights): "leave out --save-weight-map",
+        ("inpaint", "in", "--mask", "masks", *weights): "no mask named after any input",
+        ("inpaint", "in", "--mask", "notes.txt", *weights): "--mask notes.txt: not an image",
+        ("sr", str(image), "--device", "gpu"): "Invalid value for '--device'",
+    }
+    for args, message in cases.items():
+        started = time.perf_counter()
+        ran = run_adacode(*args, env=env, cwd=tmp_path, timeout=60)
+        assert ran.returncode == 2, (args, ran.stderr)
+        assert message in " ".join(ran.stderr.split()), (args, ran.stderr)
+        assert "Traceback" not in ran.stderr
+        assert time.perf_counter() - started < 30  # no torch: about 0.3 s on an idle machine
+    created = sorted(path.name for path in tmp_path.iterdir())
+    assert created == ["blocker", "in", "masks", "notes.txt"]
+
+
+def test_recon_into_its_own_folder_with_a_suffix(tmp_path):
+    model = save_tiny_model(tmp_path / "recon.safetensors", "recon", 1)
+    save_png(tmp_path / "same" / "a.png", noise((8, 8, 3)))
+
+    first = run_adacode("recon", "same", "same", "--suffix", "_r", "-w", str(model), cwd=tmp_path)
+    again = run_adacode("recon", "same", "same", "--suffix", "_r", "-w", str(model), cwd=tmp_path)
+
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in (tmp_path / "same").iterdir()) == ["a.png", "a_r.png"]
+    assert again.returncode == 0 and "1 skipped" in again.stdout  # a_r.png is not an input
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    ours = tmp_path / f"{TEMP_PREFIX}x-1-abc.png"  # our own process: still running
+    ours.write_bytes(b"live")
+    from adacode_cli.atomic import _HOST
+
+    stale = tmp_path / f"{TEMP_PREFIX}{_HOST}-{dead.stdout.strip()}-abcdefgh.png"
+    live = tmp_path / f"{TEMP_PREFIX}{_HOST}-{os.getpid()}-abcdefgh.png"
+    other_host = tmp_path / f"{TEMP_PREFIX}elsewhere-{dead.stdout.strip()}-abcdefgh.png"
+    for path in (stale, live, other_host):
+        path.write_bytes(b"partial")
+
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert live.exists() and other_host.exists() and ours.exists()
+
+
+def test_a_killed_run_leaves_a_temporary_that_the_next_run_removes(tmp_path, sr_model):
+    save_png(tmp_path / "in" / "a.png", noise((8, 8, 3)))
+    script = (
+        "import os, signal, sys\n"
+        "from adacode_cli.atomic import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as temp:\n"
+        "    temp.write_bytes(b'half an image')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "out" / "a.png")], check=False)
+    assert len(leftovers(tmp_path / "out")) == 1
+
+    ran = run_adacode("sr", "in", "out", "-w", str(sr_model), cwd=tmp_path)
+
+    assert ran.returncode == 0, ran.stderr
+    assert leftovers(tmp_path) == [] and (tmp_path / "out" / "a.png").is_file()
