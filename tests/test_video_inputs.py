@@ -129,3 +129,29 @@ def test_segments_are_kept_only_for_the_same_identity(tmp_path):
     store.next_path().write_bytes(b"0" * 3)  # a segment the crash left unrecorded
     assert SegmentStore.open(target, {"model": "b"}, resume=True).frames_done == 0
     assert work_folder(target).parent == tmp_path and not target.exists()
+
+
+def test_the_video_plan_is_checked_before_the_model_loads(tmp_path, capsys):
+    pytest.importorskip("imageio_ffmpeg")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"x")
+    absent = str(tmp_path / "absent.safetensors")
+    ran = run_cli(capsys, "sr", str(clip), str(tmp_path), "-w", absent)
+    assert ran.code == 2 and "would overwrite the input itself" in ran.stderr
+    ran = run_cli(capsys, "sr", str(clip), str(tmp_path / "one.png"), "-w", absent)
+    assert ran.code == 2 and "is a video; name a video file" in ran.stderr
+
+
+def test_an_existing_video_result_is_skipped_unless_overwrite(tmp_path, capsys, models):
+    pytest.importorskip("imageio_ffmpeg")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not probed: the result exists")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "clip.mp4").write_bytes(b"earlier result")
+    ran = run_cli(capsys, "sr", str(clip), str(tmp_path / "out"), "-w", str(models["sr2"]))
+    assert ran.code == 0, ran.stderr
+    assert "skipped, " in ran.stdout and "clip.mp4 exists (--overwrite)" in ran.stdout
+    ran = run_cli(capsys, "sr", str(clip), str(tmp_path / "out"), "-w", str(models["sr2"]),
+                  "--overwrite")
+    assert ran.code == 1 and "clip.mp4: not a readable video" in ran.stderr
+    assert (tmp_path / "out" / "clip.mp4").read_bytes() == b"earlier result"
