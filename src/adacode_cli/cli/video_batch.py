@@ -129,7 +129,6 @@ class _VideoJob:
             return self._outcome(DONE, started, store.frames_done), None
         except RestoreInterrupted:
             assert store is not None
-            self.should_stop.acknowledge()  # winding down cleanly: no escalation
             self._leave_partial(_Video(info, codec, store, frame_task))
             return self._outcome(INTERRUPTED, started, store.frames_done), None
         except KeyboardInterrupt:  # a second Ctrl-C, or a step past the grace: stop at once
@@ -204,7 +203,6 @@ class _VideoJob:
                         break
                     done = self._next_result(frames, video)
             except RestoreInterrupted:  # the frames written so far make a complete segment
-                self.should_stop.acknowledge()  # winding down cleanly: no escalation
                 writer.close()
                 store.add(path, writer.frames)
                 raise
@@ -216,7 +214,7 @@ class _VideoJob:
         self, frames: Iterator[tuple[int, np.ndarray]], video: _Video
     ) -> tuple[int, np.ndarray] | None:
         """(index, restored frame) of the next frame, None at the end of the video."""
-        if self.should_stop():
+        if self._stopping():
             raise RestoreInterrupted("stopped between frames")
         following = next(frames, None)
         if following is None:
@@ -228,7 +226,7 @@ class _VideoJob:
         """One frame through the task and the engine, as the image path does for a picture."""
         image = LoadedImage(frame, None, False, 8, None, None, "VIDEO")
         prepared = task.prepare(self.source, image)
-        result = self.restorer.restore(prepared.network_input, should_stop=self.should_stop)
+        result = self.restorer.restore(prepared.network_input, should_stop=self._stopping)
         for notice in result.notices:
             if notice not in self.warnings:
                 self.warnings.append(notice)
@@ -243,6 +241,14 @@ class _VideoJob:
             final = np.pad(final, ((0, final.shape[0] % 2), (0, final.shape[1] % 2), (0, 0)),
                            mode="edge")
         return final
+
+    def _stopping(self) -> bool:
+        """The stop request, acknowledged once seen: closing the segment and muxing the partial
+        file may take longer than the grace that bounds steps with no stop check."""
+        if not self.should_stop():
+            return False
+        self.should_stop.acknowledge()
+        return True
 
     def _leave_partial(self, video: _Video) -> None:
         """After a stop: a playable file of the frames done, next to the segments."""
