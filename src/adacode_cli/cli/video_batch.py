@@ -131,11 +131,11 @@ class _VideoJob:
             assert store is not None
             self._leave_partial(_Video(info, codec, store, frame_task))
             return self._outcome(INTERRUPTED, started, store.frames_done), None
-        except KeyboardInterrupt:  # a second Ctrl-C, or a step past the grace: stop at once
-            done = 0 if store is None else store.frames_done
-            self.warnings.append(f"{self.source}: aborted; {done} frames kept in complete "
-                                 "segments, run the same command again to continue")
-            return self._outcome(INTERRUPTED, started, done), None
+        except KeyboardInterrupt:  # a second Ctrl-C, or a frame past the grace: stop now
+            if store is None:
+                return self._outcome(INTERRUPTED, started, 0), None
+            self._leave_partial(_Video(info, codec, store, frame_task))  # complete segments
+            return self._outcome(INTERRUPTED, started, store.frames_done), None
         except Exception as error:  # one bad video never stops the batch
             if store is not None:
                 store.discard()
