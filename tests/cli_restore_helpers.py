@@ -47,6 +47,15 @@ def save_tiny_model(path: Path, task: str, scale: int) -> Path:
     return path
 
 
+def tiny_models(folder: Path) -> dict[str, Path]:
+    """A tiny random model for each restoration task, saved in `folder`."""
+    return {
+        "sr2": save_tiny_model(folder / "sr2.safetensors", "sr", 2),
+        "inpaint": save_tiny_model(folder / "inpaint.safetensors", "inpaint", 1),
+        "recon": save_tiny_model(folder / "recon.safetensors", "recon", 1),
+    }
+
+
 def noise(shape: tuple[int, ...], dtype: type = np.uint8, seed: int = 0) -> np.ndarray:
     """Random pixels over the full range of `dtype`."""
     top = np.iinfo(dtype).max

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_restore_helpers import tiny_models
+
 
 @pytest.fixture
 def make_official_pth(tmp_path: Path) -> Callable[..., Path]:
@@ -37,3 +39,9 @@ def _private_cache_root(tmp_path_factory: pytest.TempPathFactory,
     tests that need their own root set ADACODE_HOME again."""
     if "ADACODE_HOME" not in os.environ:
         monkeypatch.setenv("ADACODE_HOME", str(tmp_path_factory.getbasetemp() / "cache-root"))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random sr x2, inpaint and recon models, saved once per test module."""
+    return tiny_models(tmp_path_factory.mktemp("models"))

@@ -14,17 +14,7 @@ from adacode_cli.cli.tasks import Inpainting
 from adacode_cli.images.decode import LoadedImage, read_image
 from adacode_cli.images.encode import write_image
 from adacode_cli.interrupt import StopRequest
-from cli_restore_helpers import leftovers, noise, png_header, run_cli, save_png, save_tiny_model
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("models")
-    return {
-        "sr2": save_tiny_model(folder / "sr2.safetensors", "sr", 2),
-        "inpaint": save_tiny_model(folder / "inpaint.safetensors", "inpaint", 1),
-        "recon": save_tiny_model(folder / "recon.safetensors", "recon", 1),
-    }
+from cli_restore_helpers import leftovers, noise, png_header, run_cli, save_png
 
 
 def test_sr_keeps_each_images_mode_and_doubles_its_size(tmp_path, capsys, models):

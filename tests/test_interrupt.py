@@ -57,3 +57,18 @@ def test_disabled_leaves_ctrl_c_alone() -> None:
     with StopRequest(enabled=False) as stop:
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert not stop()
+
+
+def test_an_acknowledged_stop_may_wind_down_past_the_grace() -> None:
+    with StopRequest(grace=0.2) as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        busy(10, stop)
+        stop.acknowledge()  # e.g. a video closing its last segment
+        busy(0.6)
+    assert stop.requested
+    with pytest.raises(KeyboardInterrupt), StopRequest(grace=0.2) as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        busy(10, stop)
+        stop.acknowledge()
+        os.kill(os.getpid(), signal.SIGINT)  # a second press still stops at once
+        busy(5)

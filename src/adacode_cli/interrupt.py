@@ -53,6 +53,13 @@ class StopRequest:
                 self._timer.cancel()
         signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
 
+    def acknowledge(self) -> None:
+        """The code saw the request and is winding down cleanly (a video closing its last
+        segment): the grace no longer applies; a second Ctrl-C still stops at once."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested or self.grace == 0:
             self.requested = True

@@ -119,7 +119,7 @@ class _ImageJob:
             self.plan.result,
             status,
             seconds=self.seconds,
-            error=None if error is None else _one_line(self.source, error),
+            error=None if error is None else one_line(self.source, error),
             warnings=self.warnings,
             measures=self.measures if status == DONE else {},
             output_pixels=self.output_pixels if status == DONE else 0,
@@ -143,13 +143,21 @@ def run_batch(
         batch.record(ImageOutcome(entry.path, None, SKIPPED, reason=entry.reason))
     work = []
     for planned in plan:
-        if planned.existing and not settings.overwrite:
-            reason = f"{planned.existing[0]} exists (--overwrite)"
-            batch.record(ImageOutcome(planned.source, planned.result, SKIPPED, reason=reason))
+        existing = skipped_as_existing(planned, settings.overwrite)
+        if existing is not None:
+            batch.record(existing)
         else:
             work.append(_ImageJob(planned, task, settings))
     batch.run(work)
     return batch.outcomes
+
+
+def skipped_as_existing(planned: PlannedImage, overwrite: bool) -> ImageOutcome | None:
+    """The outcome of an item skipped because one of its files exists (unless `overwrite`)."""
+    if not planned.existing or overwrite:
+        return None
+    reason = f"{planned.existing[0]} exists (--overwrite)"
+    return ImageOutcome(planned.source, planned.result, SKIPPED, reason=reason)
 
 
 class _Batch:
@@ -246,10 +254,10 @@ def _failures_of(source: Path) -> Iterator[None]:
     except (AdaCodeError, RestoreInterrupted):
         raise
     except Exception as error:
-        raise ImageError(_one_line(source, error)) from error
+        raise ImageError(one_line(source, error)) from error
 
 
-def _one_line(source: Path, error: BaseException) -> str:
+def one_line(source: Path, error: BaseException) -> str:
     """The failure as one line that names the input (our errors usually already do)."""
     if isinstance(error, AdaCodeError):
         message = str(error)

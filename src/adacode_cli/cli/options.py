@@ -26,6 +26,7 @@ Declarations = dict[str, tuple[Any, Any]]
 MODEL_PANEL = "Model and device"
 OUTPUT_PANEL = "Output files"
 DISPLAY_PANEL = "Display"
+VIDEO_PANEL = "Video (needs the video extra)"
 
 
 class Precision(str, Enum):
@@ -55,6 +56,19 @@ class OutputExt(str, Enum):
     jpg = "jpg"
     webp = "webp"
     tif = "tif"
+    mp4 = "mp4"
+    mkv = "mkv"
+    mov = "mov"
+    webm = "webm"
+
+
+class VideoCodecChoice(str, Enum):
+    auto = "auto"
+    h264 = "h264"
+    h265 = "h265"
+    vp9 = "vp9"
+    av1 = "av1"
+    ffv1 = "ffv1"
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,10 @@ class SharedOptions:
     json_lines: bool
     quiet: bool
     verbose: bool
+    video_codec: VideoCodecChoice
+    crf: int
+    resume: bool
+    animated: bool
 
 
 def _option(default: Any, *names: str, panel: str, **settings: Any) -> Any:
@@ -133,7 +151,9 @@ _DECLARATIONS: Declarations = {
         help="Never download weights (also ADACODE_OFFLINE=1).")),
     "ext": (OutputExt, _option(
         OutputExt.auto, "--ext", panel=OUTPUT_PANEL,
-        help="Output format; auto keeps the input's (gif/bmp become png).")),
+        help="Output format; auto keeps the input's (gif/bmp become png, videos mp4). "
+        "An image format applies to images, a video container (mp4, mkv, mov, webm) to "
+        "videos.")),
     "quality": (int, _option(
         95, "--quality", min=1, max=100, panel=OUTPUT_PANEL, help="JPEG/WebP quality.")),
     "suffix": (str, _option(
@@ -163,6 +183,19 @@ _DECLARATIONS: Declarations = {
     "verbose": (bool, _option(
         False, "-v", "--verbose", panel=DISPLAY_PANEL,
         help="Model details, and a traceback with each failure.")),
+    "video_codec": (VideoCodecChoice, _option(
+        VideoCodecChoice.auto, "--video-codec", panel=VIDEO_PANEL,
+        help="Video encoder; auto = h264 (vp9 in .webm). ffv1 is lossless (.mkv).")),
+    "crf": (int, _option(
+        18, "--crf", min=0, max=63, panel=VIDEO_PANEL,
+        help="Video quality, lower is better (h264/h265 0-51, vp9/av1 0-63).")),
+    "resume": (bool, _option(
+        True, "--resume/--no-resume", panel=VIDEO_PANEL,
+        help="Continue an interrupted video from its last complete segment (--no-resume: "
+        "start it over).")),
+    "animated": (bool, _option(
+        False, "--animated", panel=VIDEO_PANEL,
+        help="Treat animated GIF/WebP inputs as videos (every frame; written as .mp4).")),
 }
 
 def shared_options(

@@ -31,6 +31,7 @@ from rich.progress import (
 from rich.table import Table
 
 DONE, SKIPPED, FAILED, INTERRUPTED = "done", "skipped", "failed", "interrupted"
+FRAMES_LINE_SECONDS = 10.0
 
 
 @dataclass
@@ -46,6 +47,7 @@ class ImageOutcome:
     measures: dict[str, float | None] = field(default_factory=dict)
     output_pixels: int = 0
     reason: str | None = None  # why it was skipped
+    frames: int | None = None  # videos: frames written (or done before a stop)
 
     def as_json(self, **extra: object) -> str:
         """One JSON object; `extra` fields (a rank, a shard) come first."""
@@ -59,6 +61,7 @@ class ImageOutcome:
             "reason": self.reason,
             "warnings": self.warnings,
             **{name: _rounded(value) for name, value in self.measures.items()},
+            **({} if self.frames is None else {"frames": self.frames}),
         }
         return json.dumps(record)
 
@@ -99,6 +102,8 @@ class Reporter:
         self._skipped = 0
         self._current_fraction = 0.0  # of the image being restored, from its tiles
         self._started = time.perf_counter()
+        self._frames_started = (0.0, 0)
+        self._frames_said = 0.0
         self._seen_notices: set[str] = set()
         self._lock = threading.RLock()
 
@@ -143,7 +148,30 @@ class Reporter:
     def start_image(self, path: Path) -> None:
         if self.progress is not None and self._images is not None and self._tiles is not None:
             self.progress.update(self._images, description=f"images ({path.name})")
-            self.progress.reset(self._tiles, total=None, visible=False)
+            self.progress.reset(self._tiles, total=None, visible=False, description="tiles")
+
+    def start_frames(self, path: Path, total: int, done: int = 0) -> None:
+        """A video begins (or resumes at `done`): its frames done/total with an ETA."""
+        self._frames_started = (time.perf_counter(), done)
+        self._frames_said = time.perf_counter()
+        if self.progress is not None and self._images is not None and self._tiles is not None:
+            self.progress.update(self._images, description=f"videos ({path.name})")
+            self.progress.reset(self._tiles, total=total, completed=done, visible=True,
+                                description="frames")
+
+    def frames(self, done: int, total: int) -> None:
+        """Progress within a video; without a terminal a line every `FRAMES_LINE_SECONDS`."""
+        if self.progress is not None and self._tiles is not None:
+            self.progress.update(self._tiles, completed=done, total=total)
+            return
+        now = time.perf_counter()
+        if self.quiet or now - self._frames_said < FRAMES_LINE_SECONDS or done >= total:
+            return
+        self._frames_said = now
+        since, first = self._frames_started
+        rate = (done - first) / max(now - since, 1e-9)
+        eta = _duration((total - done) / rate) if rate > 0 else "unknown"
+        self.say(f"  frames {done}/{total} ({rate:.2f} frames/s, ETA {eta})")
 
     def tiles(self, done: int, total: int) -> None:
         """The engine's progress callback for the current image."""
@@ -234,7 +262,7 @@ class Reporter:
             return f"{counter} {outcome.input}: interrupted, nothing written"
         extra = "".join(
             f", {_label(name)} {_shown(value)}" for name, value in outcome.measures.items()
-        )
+        ) + ("" if outcome.frames is None else f", {outcome.frames} frames")
         left = self.eta()
         eta = "" if left is None else f"; about {_duration(left)} left"
         return (f"{counter} {outcome.input} -> {outcome.output} "

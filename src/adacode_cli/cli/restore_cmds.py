@@ -12,13 +12,15 @@ import typer
 
 from adacode_cli.cli.options import SharedOptions, with_shared_options
 
-INPUT_HELP = "An image file, a folder of images (see --recursive) or a quoted glob pattern."
+INPUT_HELP = (
+    "An image or video file, a folder of them (see --recursive) or a quoted glob pattern."
+)
 
 
 def _output_help(task: str) -> str:
     return (
         f"Output folder, created if missing (default: ./adacode-{task}/), or for one input file "
-        "a file name with an image extension."
+        "a file name with an image extension (a video container for a video)."
     )
 
 
@@ -66,7 +68,7 @@ def inpaint(
     mask: Path = typer.Option(
         ..., "--mask", "-m", exists=True,
         help="Mask image (white/non-zero = hole) for every input, or a folder of masks matched "
-        "to inputs by file stem.",
+        "to inputs by file stem (for a video: numbered per-frame masks, frame_000001.png, ...).",
     ),
     dilate: int = typer.Option(0, "--dilate", min=0, help="Grow each hole by N pixels."),
     paste_back: bool = typer.Option(

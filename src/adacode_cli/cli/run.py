@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ from adacode_cli.images.outputs import (
     plan_run,
 )
 from adacode_cli.interrupt import StopRequest
+from adacode_cli.video.codecs import choose_codec
 
 if TYPE_CHECKING:
     from adacode_cli.cli.tasks import Task
@@ -50,6 +51,7 @@ class RunPlan:
     images: list[PlannedImage]
     skipped: list[Skipped]
     weights: Path
+    videos: list[PlannedImage] = field(default_factory=list)
 
 
 def run_restoration(
@@ -82,7 +84,10 @@ def run_restoration(
     from adacode_cli.cli.report import INTERRUPTED, Reporter
 
     task = make_task(restorer.config)
-    images, skipped = job.share(plan.images, plan.skipped, overwrite=shared.overwrite)
+    work, skipped = job.share([*plan.images, *plan.videos], plan.skipped,
+                              overwrite=shared.overwrite)
+    images = [item for item in work if not item.is_video]
+    videos = [item for item in work if item.is_video]
     reporter = Reporter(
         job.total, json_lines=shared.json_lines, quiet=shared.quiet or not job.is_main,
         verbose=shared.verbose, json_fields=job.json_fields(), count_finished=job.count_finished,
@@ -97,6 +102,11 @@ def run_restoration(
     with stop, sigterm_as_interrupt(job), reporter, job.live_progress(reporter.show_finished):
         outcomes = run_batch(images, skipped=skipped, task=task, restorer=restorer,
                              settings=settings, reporter=reporter, should_stop=stop)
+        if videos and not stop():
+            from adacode_cli.cli.video_batch import run_videos
+
+            outcomes += run_videos(videos, task=task, restorer=restorer, shared=shared,
+                                   reporter=reporter, stop=stop)
         interrupted = stop() or any(outcome.status == INTERRUPTED for outcome in outcomes)
         result = job.gather(outcomes, interrupted)
     reporter.summary(result.outcomes, time.perf_counter() - started, interrupted=result.interrupted)
@@ -120,21 +130,39 @@ def prepare_run(
     listing = list_inputs(input_spec, shared.recursive)
     request = OutputRequest(
         output, task_name, shared.ext.value, shared.suffix,
-        side_files=(WEIGHT_MAP,) if shared.save_weight_map else (),
+        side_files=(WEIGHT_MAP,) if shared.save_weight_map else (), animated=shared.animated,
     )
     inputs = _new_inputs(listing.files, input_spec, request)
     read = side_inputs(inputs) if side_inputs is not None else []
     weights_file = _weights_file(shared.weights)
-    images = plan_run(inputs, input_root=input_root(input_spec), request=request,
-                      protected=[*read, *([weights_file] if weights_file else [])])
-    for folder in {image.result.parent for image in images}:
+    planned = plan_run(inputs, input_root=input_root(input_spec), request=request,
+                       protected=[*read, *([weights_file] if weights_file else [])])
+    images, videos = split_videos(planned, shared)
+    for folder in {image.result.parent for image in planned}:
         remove_stale_temporaries(folder)
     from adacode_cli.weights.api import resolve_weights  # after the cheaper checks: rich, requests
 
     weights = resolve_weights(shared.weights, task=task_name, scale=scale,
                               cache_dir=shared.cache_dir, offline=True if shared.offline else None,
                               quiet=shared.quiet, should_stop=should_stop)
-    return RunPlan(images, listing.skipped, weights)
+    return RunPlan(images, listing.skipped, weights, videos)
+
+
+def split_videos(
+    planned: list[PlannedImage], shared: SharedOptions
+) -> tuple[list[PlannedImage], list[PlannedImage]]:
+    """(images, videos) of the planned items. For videos the codec must suit each container
+    (`--video-codec`, `--crf`) and the video extra must be installed: checked here, before the
+    model loads."""
+    images = [item for item in planned if not item.is_video]
+    videos = [item for item in planned if item.is_video]
+    for video in videos:
+        choose_codec(shared.video_codec.value, video.result.suffix, shared.crf)
+    if videos:
+        from adacode_cli.video.ffmpeg import ffmpeg_exe
+
+        ffmpeg_exe()
+    return images, videos
 
 
 def _new_inputs(inputs: list[Path], input_spec: str, request: OutputRequest) -> list[Path]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import errno
 import glob
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from adacode_cli.atomic import TEMP_PREFIX
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.formats import READABLE_EXTENSIONS, WRITABLE_FORMATS, is_image_path
+from adacode_cli.video.codecs import CONTAINERS, DEFAULT_CONTAINER, VIDEO_EXTENSIONS
 
 _GLOB_CHARACTERS = frozenset("*?[")
 _FILE, _FOLDER, _MISSING = "file", "folder", "missing"
@@ -39,11 +40,11 @@ def collect_inputs(spec: str, recursive: bool) -> list[Path]:
 
 
 def list_inputs(spec: str, recursive: bool) -> InputListing:
-    """The image files `spec` names: a file, a folder of images, or a glob pattern; sorted.
+    """The image and video files `spec` names: a file, a folder, or a glob pattern; sorted.
 
-    Folders and patterns yield only files with an image extension, skipping hidden files and
-    folders (our own temporary files among them); `recursive` descends into sub-folders (and
-    lets `**` in a pattern match any depth). Entries with an image extension that are not
+    Folders and patterns yield only files with an image or video extension, skipping hidden
+    files and folders (our own temporary files among them); `recursive` descends into
+    sub-folders (and lets `**` in a pattern match any depth). Entries with such a name that are not
     readable files (broken links, link loops, FIFOs, folders) are listed as skipped. Finding
     nothing is a usage error.
     """
@@ -52,7 +53,8 @@ def list_inputs(spec: str, recursive: bool) -> InputListing:
     if kind == _FILE:
         return InputListing([path])
     if kind == _FOLDER:
-        listing = _listing(path.rglob("*") if recursive else path.iterdir(), path, recursive)
+        listing = _listing(path.rglob("*") if recursive else path.iterdir(), path, recursive,
+                           is_media_path)
         if not listing.files:
             hint = "" if recursive else " (use --recursive to search sub-folders)"
             raise AdaCodeError(f"{spec}: no images ({_extension_list()}) in this folder{hint}")
@@ -61,7 +63,7 @@ def list_inputs(spec: str, recursive: bool) -> InputListing:
         raise AdaCodeError(f"{spec}: {kind}, not an image file or folder")
     if _GLOB_CHARACTERS & set(spec):
         matches = (Path(p) for p in glob.glob(spec, recursive=recursive))
-        listing = _listing(matches, None, recursive)
+        listing = _listing(matches, None, recursive, is_media_path)
         if not listing.files:
             raise AdaCodeError(f"{spec}: the pattern matches no images ({_extension_list()})")
         return listing
@@ -71,7 +73,8 @@ def list_inputs(spec: str, recursive: bool) -> InputListing:
 def images_in(folder: Path, *, recursive: bool) -> list[Path]:
     """The image files in `folder` (and its sub-folders when `recursive`), sorted; hidden files
     and folders are skipped, our temporary files among them. Empty when there are none."""
-    return _listing(folder.rglob("*") if recursive else folder.iterdir(), folder, recursive).files
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return _listing(candidates, folder, recursive, is_image_path).files
 
 
 def input_root(spec: str) -> Path:
@@ -109,13 +112,15 @@ def find_shared_write(destinations: list[Path]) -> tuple[int, int] | None:
     return None
 
 
-def _listing(candidates: Iterable[Path], root: Path | None, recursive: bool) -> InputListing:
-    """The readable image files among `candidates` (sorted) and the image-named entries that
-    are not; hidden names are left out silently, and so are folders searched by `recursive`."""
+def _listing(candidates: Iterable[Path], root: Path | None, recursive: bool,
+             accept: Callable[[Path], bool]) -> InputListing:
+    """The readable files among `candidates` whose names `accept` (sorted) and the accepted
+    names that are not readable files; hidden names are left out silently, and so are folders
+    searched by `recursive`."""
     files: set[Path] = set()
     skipped: dict[Path, str] = {}
     for path in candidates:
-        if not is_image_path(path) or _hidden(path, root):
+        if not accept(path) or _hidden(path, root):
             continue
         kind = _entry_kind(path)
         if kind == _FILE:
@@ -155,10 +160,18 @@ def _hidden(path: Path, root: Path | None) -> bool:
     return any(part.startswith(".") for part in parts) or path.name.startswith(TEMP_PREFIX)
 
 
-def output_suffix(input_path: Path, ext: str = "auto") -> str:
-    """The extension of `input_path`'s result: `ext`'s, else the input's own where we can write
-    that format, else .png (gif, bmp)."""
-    if ext != "auto":
+def is_media_path(path: Path) -> bool:
+    """An image or a video extension (animated GIF/WebP are images until asked otherwise)."""
+    return is_image_path(path) or path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def output_suffix(input_path: Path, ext: str = "auto", *, video: bool = False) -> str:
+    """The extension of `input_path`'s result: `ext`'s where it is of the input's kind (image
+    format, or video container for a `video`); else an image keeps its own format where we
+    can write it (gif, bmp become .png) and a video becomes .mp4 (H.264 by default)."""
+    if video:
+        return "." + ext if "." + ext in CONTAINERS else DEFAULT_CONTAINER
+    if ext != "auto" and "." + ext in WRITABLE_FORMATS:
         return "." + ext
     if input_path.suffix.lower() in WRITABLE_FORMATS:
         return input_path.suffix
@@ -175,4 +188,4 @@ def _leading_literal_parts(pattern: Path) -> list[str]:
 
 
 def _extension_list() -> str:
-    return ", ".join(ext.lstrip(".") for ext in sorted(READABLE_EXTENSIONS))
+    return ", ".join(ext.lstrip(".") for ext in sorted(READABLE_EXTENSIONS | VIDEO_EXTENSIONS))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,10 @@ from adacode_cli.errors import AdaCodeError, ImageError
 from adacode_cli.images.decode import read_image, read_size
 from adacode_cli.images.formats import is_image_path
 from adacode_cli.images.resize import resize_nearest
+from adacode_cli.video.codecs import ANIMATED_EXTENSIONS, VIDEO_EXTENSIONS
 
 _LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
+_FRAME_NUMBER = re.compile(r"(\d+)$")
 
 
 class MaskSizeError(ImageError):
@@ -107,6 +110,19 @@ def match_mask(input_path: Path, mask_spec: Path) -> Path:
     return candidates[0]
 
 
+def frame_masks(video: Path, folder: Path) -> tuple[Path | None, dict[int, Path]]:
+    """The masks in `folder` for a video: the one named after it (for every frame), and the
+    numbered per-frame masks by number (`frame_000123.png`: 123)."""
+    candidates = sorted(p for p in folder.iterdir()
+                        if is_image_path(p) and p.is_file() and not p.name.startswith("."))
+    own = next((path for path in candidates if path.stem == video.stem), None)
+    numbered: dict[int, Path] = {}
+    for path in candidates:
+        if (match := _FRAME_NUMBER.search(path.stem)) is not None:
+            numbered.setdefault(int(match.group(1)), path)
+    return own, numbered
+
+
 def masks_for(inputs: list[Path], mask_spec: Path) -> list[Path]:
     """The mask files the inputs will use, checked before any work: a mask file that is not an
     image, or a mask folder that holds a mask for none of the inputs, is a usage error (a folder
@@ -122,7 +138,8 @@ def masks_for(inputs: list[Path], mask_spec: Path) -> list[Path]:
         try:
             found.append(match_mask(path, mask_spec))
         except ImageError:
-            continue
+            if path.suffix.lower() in VIDEO_EXTENSIONS | ANIMATED_EXTENSIONS:
+                found += frame_masks(path, mask_spec)[1].values()
     if not found:
         raise AdaCodeError(f"{mask_spec}: no mask named after any input (<input stem>.<ext>)")
     return sorted(set(found))

@@ -4,11 +4,14 @@ Results and their side files (such as `--save-weight-map`'s maps) go through the
 later side file cannot escape them: no write may replace an input (an image, a mask, a weights
 file), no two writes may share a path, nothing may land outside the output folder, and files that
 exist are skipped unless `overwrite`. The output location itself is checked too (a file where a
-folder is needed, a folder without write permission), all without importing torch.
+folder is needed, a folder without write permission), all without importing torch. Videos are
+planned here too: the result (a video container) and the work folder that holds its segments
+while it is made (`video.segments.work_folder`) follow the same rules.
 
-OUTPUT names a result file only for a single input and only with an image extension we write;
-anything else is a folder (created when missing). A single input with an OUTPUT that has another
-extension and is not an existing folder is refused rather than turned into a folder `out.txt/`.
+OUTPUT names a result file only for a single input and only with an image extension or video
+container we write; anything else is a folder (created when missing). A single input with an
+OUTPUT that has another extension and is not an existing folder is refused rather than turned
+into a folder `out.txt/`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from pathlib import Path
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.formats import WRITABLE_FORMATS
 from adacode_cli.images.inputs import find_shared_write, output_suffix
+from adacode_cli.video.codecs import CONTAINERS, is_video_input
+from adacode_cli.video.segments import work_folder
 
-EXT_CHOICES = ("auto", "png", "jpg", "webp", "tif")
+EXT_CHOICES = ("auto", "png", "jpg", "webp", "tif", "mp4", "mkv", "mov", "webm")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class OutputRequest:
     ext: str = "auto"
     suffix: str = ""
     side_files: tuple[SideFile, ...] = ()
+    animated: bool = False  # animated GIF/WebP inputs are videos
 
     @property
     def folder(self) -> Path:
@@ -59,12 +65,18 @@ class OutputRequest:
 @dataclass(frozen=True)
 class PlannedImage:
     """One input and every file its restoration writes; `existing` lists those already there
-    (the image is skipped unless the run overwrites)."""
+    (the image is skipped unless the run overwrites). A video has a `work_folder` for its
+    segments (kept between runs to resume, so never counted as existing)."""
 
     source: Path
     result: Path
     side_files: tuple[tuple[SideFile, Path], ...] = ()
     existing: tuple[Path, ...] = ()
+    work_folder: Path | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.work_folder is not None
 
     @property
     def writes(self) -> tuple[Path, ...]:
@@ -75,9 +87,10 @@ class PlannedImage:
 
 
 def is_file_output(output: Path) -> bool:
-    """True when `output` names a result file rather than a folder: an image extension we write,
-    and not an existing folder."""
-    return output.suffix.lower() in WRITABLE_FORMATS and not output.is_dir()
+    """True when `output` names a result file rather than a folder: an image extension or a
+    video container we write, and not an existing folder."""
+    suffix = output.suffix.lower()
+    return (suffix in WRITABLE_FORMATS or suffix in CONTAINERS) and not output.is_dir()
 
 
 def plan_output(
@@ -88,21 +101,24 @@ def plan_output(
     task: str,
     ext: str = "auto",
     suffix: str = "",
+    video: bool = False,
 ) -> Path:
     """Where the result for `input_path` goes (no safety checks: see `plan_run`).
 
     In a folder the result keeps the input's stem plus `suffix` and its sub-folder below
     `input_root`; its format is the input's unless `ext` names one, and inputs in formats we
-    cannot write (gif, bmp) become png.
+    cannot write (gif, bmp) become png. A `video` becomes .mp4 unless `ext` names a container.
     """
     if ext not in EXT_CHOICES:
         raise AdaCodeError(f"unknown output format '{ext}' (choose from {', '.join(EXT_CHOICES)})")
     if output is not None and is_file_output(output):
-        if ext != "auto" and _canonical(output.suffix) != _canonical("." + ext):
+        _check_file_kind(input_path, output, video)
+        same_kind = ext != "auto" and _is_video_ext("." + ext) == video
+        if same_kind and _canonical(output.suffix) != _canonical("." + ext):
             raise AdaCodeError(f"{output}: the file name's extension disagrees with --ext {ext}")
         return output
     folder = output if output is not None else Path(f"adacode-{task}")
-    name = input_path.stem + suffix + output_suffix(input_path, ext)
+    name = input_path.stem + suffix + output_suffix(input_path, ext, video=video)
     return folder / _relative_folder(input_path, input_root) / name
 
 
@@ -125,12 +141,7 @@ def plan_run(
         )
     if not writes_a_file:
         _check_folder_name(request, inputs)
-    plans = []
-    for source in inputs:
-        result = plan_output(source, input_root=input_root, output=request.output,
-                             task=request.task, ext=request.ext, suffix=request.suffix)
-        sides = tuple((side, side.path(result)) for side in request.side_files)
-        plans.append(PlannedImage(source, result, sides))
+    plans = [_planned(source, input_root, request) for source in inputs]
     if not writes_a_file:
         _refuse_outside(plans, request.folder)
     _refuse_overwriting_inputs(plans, [*inputs, *protected])
@@ -147,11 +158,36 @@ def earlier_results(inputs: list[Path], *, input_root: Path | None,
         return set()
     written: dict[Path, Path] = {}
     for source in inputs:
-        result = plan_output(source, input_root=input_root, output=request.output,
-                             task=request.task, ext=request.ext, suffix=request.suffix)
-        for path in (result, *(side.path(result) for side in request.side_files)):
+        for _, path in _roles(_planned(source, input_root, request)):
             written[path.resolve()] = source
     return {path for path in inputs if written.get(path.resolve(), path) != path}
+
+
+def _planned(source: Path, input_root: Path | None, request: OutputRequest) -> PlannedImage:
+    """Every path `source`'s restoration writes, unchecked: the result and its side files, or
+    for a video the result and its work folder (side files are written for images only)."""
+    video = is_video_input(source, request.animated)
+    result = plan_output(source, input_root=input_root, output=request.output,
+                         task=request.task, ext=request.ext, suffix=request.suffix, video=video)
+    if video:
+        return PlannedImage(source, result, work_folder=work_folder(result))
+    return PlannedImage(source, result, tuple((side, side.path(result))
+                                              for side in request.side_files))
+
+
+def _check_file_kind(source: Path, output: Path, video: bool) -> None:
+    """An image's result file needs an image extension, a video's a video container."""
+    if _is_video_ext(output.suffix) == video:
+        return
+    if video:
+        choices = ", ".join(sorted(CONTAINERS))
+        raise AdaCodeError(f"{output}: {source} is a video; name a video file ({choices})")
+    choices = ", ".join(sorted(WRITABLE_FORMATS))
+    raise AdaCodeError(f"{output}: {source} is an image; name an image file ({choices})")
+
+
+def _is_video_ext(suffix: str) -> bool:
+    return suffix.lower() in CONTAINERS
 
 
 def check_suffix(suffix: str) -> None:
@@ -183,7 +219,7 @@ def _refuse_outside(plans: list[PlannedImage], folder: Path) -> None:
     """No computed path may resolve outside the output folder (links included)."""
     root = folder.resolve()
     for plan in plans:
-        for path in plan.writes:
+        for _, path in _roles(plan):
             if not path.resolve().is_relative_to(root):
                 raise AdaCodeError(f"{path}: resolves outside the output folder {folder}; refused")
 
@@ -217,8 +253,12 @@ def _refuse_shared_writes(plans: list[PlannedImage], request: OutputRequest) -> 
 
 
 def _roles(plan: PlannedImage) -> list[tuple[str, Path]]:
+    """Every path the plan writes, with what it is (for messages)."""
+    work = [] if plan.work_folder is None else [
+        (f"the work folder of {plan.source}", plan.work_folder)]
     return [(f"the result of {plan.source}", plan.result),
-            *((f"the {side.label} of {plan.source}", path) for side, path in plan.side_files)]
+            *((f"the {side.label} of {plan.source}", path) for side, path in plan.side_files),
+            *work]
 
 
 def _check_writable(folders: set[Path]) -> None:
@@ -240,8 +280,11 @@ def _with_existing(plan: PlannedImage) -> PlannedImage:
     for path in plan.writes:
         if path.is_dir():
             raise AdaCodeError(f"{path}: a folder is in the way of this output file")
+    work = plan.work_folder
+    if work is not None and os.path.lexists(work) and not work.is_dir():
+        raise AdaCodeError(f"{work}: a file is in the way of this video's work folder")
     existing = tuple(path for path in plan.writes if os.path.lexists(path))
-    return PlannedImage(plan.source, plan.result, plan.side_files, existing)
+    return PlannedImage(plan.source, plan.result, plan.side_files, existing, work)
 
 
 def _relative_folder(input_path: Path, root: Path | None) -> Path:
