@@ -58,6 +58,7 @@ class TrainOptions:
         }
 
 
+# One declaration per option, alike in shape by intent (as in cli/options.py).
 with_train_options = shared_options(TrainOptions, {
     "output": (Path, typer.Option(
         ..., "--output", "-o", help="Run folder (created; --resume continues it).")),

@@ -42,6 +42,8 @@ class Checkpoint:
     folder: Path
     iteration: int
 
+    # One named property per file (here and in RunFolder): callers never spell file names. The
+    # duplicate scan sees these as alike in shape; that is intended.
     @property
     def net_g(self) -> Path:
         return self.folder / "net_g.safetensors"

@@ -102,6 +102,7 @@ class FrameReader:
         if code != 0 or errors.strip():
             raise VideoError(f"{self.source}: truncated or damaged video ({first_error(errors)})")
 
+    # Reader and writer are context managers of the same shape: each owns one ffmpeg process.
     def __enter__(self) -> FrameReader:
         return self
 

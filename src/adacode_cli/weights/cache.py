@@ -56,6 +56,7 @@ class CachePaths:
     def for_model(cls, name: str, cache_dir: Path | None = None) -> CachePaths:
         return cls(cache_root(cache_dir) / "weights", validate_name(name))
 
+    # One named property per file of a model: alike in shape by intent (the duplicate scan).
     @property
     def safetensors(self) -> Path:
         return self.folder / f"{self.name}.safetensors"

@@ -107,7 +107,8 @@ def download(
         task = progress.add_task(label, total=expected_size, visible=False)
         for attempt in range(1, settings.attempts + 1):
             try:
-                _attempt(session, url, partial, limit, settings, progress, task, should_stop)
+                _attempt(session, url,
+                         _Transfer(partial, limit, settings, progress, task, should_stop))
                 return
             except _Transient as error:
                 failure = error
@@ -139,17 +140,22 @@ def _stop_if_asked(should_stop: StopCheck) -> None:
         raise KeyboardInterrupt
 
 
-def _attempt(
-    session: requests.Session,
-    url: str,
-    partial: Path,
-    limit: int,
-    settings: DownloadSettings,
-    progress: Progress,
-    task: TaskID,
-    should_stop: StopCheck,
-) -> None:
-    _stop_if_asked(should_stop)
+@dataclass(frozen=True)
+class _Transfer:
+    """Where one download goes and how it is bounded, shown and stopped: the same for every
+    attempt of it."""
+
+    partial: Path
+    limit: int
+    settings: DownloadSettings
+    progress: Progress
+    task: TaskID
+    should_stop: StopCheck
+
+
+def _attempt(session: requests.Session, url: str, transfer: _Transfer) -> None:
+    partial, limit, settings = transfer.partial, transfer.limit, transfer.settings
+    _stop_if_asked(transfer.should_stop)
     offset = partial.stat().st_size if partial.exists() else 0
     if offset > limit:
         partial.unlink()
@@ -180,9 +186,9 @@ def _attempt(
         if total is not None and total > limit:
             partial.unlink(missing_ok=True)
             raise _too_large(url, limit)
-        progress.update(task, total=total, completed=start, visible=True)
+        transfer.progress.update(transfer.task, total=total, completed=start, visible=True)
         try:
-            _stream(response, partial, start, limit, settings, progress, task, should_stop)
+            _stream(response, start, transfer)
         except WeightsError:
             partial.unlink(missing_ok=True)
             raise
@@ -217,26 +223,17 @@ def _accepted(
     return offset, None if match.group(3) == "*" else int(match.group(3))
 
 
-def _stream(
-    response: requests.Response,
-    partial: Path,
-    start: int,
-    limit: int,
-    settings: DownloadSettings,
-    progress: Progress,
-    task: TaskID,
-    should_stop: StopCheck,
-) -> None:
+def _stream(response: requests.Response, start: int, transfer: _Transfer) -> None:
     written = start
-    with open(partial, "ab" if start else "wb") as out:
+    with open(transfer.partial, "ab" if start else "wb") as out:
         try:
-            for chunk in response.iter_content(settings.chunk_size):
-                _stop_if_asked(should_stop)
+            for chunk in response.iter_content(transfer.settings.chunk_size):
+                _stop_if_asked(transfer.should_stop)
                 written += len(chunk)
-                if written > limit:
-                    raise _too_large(response.url, limit)
+                if written > transfer.limit:
+                    raise _too_large(response.url, transfer.limit)
                 out.write(chunk)
-                progress.advance(task, len(chunk))
+                transfer.progress.advance(transfer.task, len(chunk))
         except _RETRYABLE as error:
             raise _Transient(_reason(error)) from error
         except requests.RequestException as error:
