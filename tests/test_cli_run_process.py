@@ -3,7 +3,8 @@ stale temporary files of killed runs.
 
 The Ctrl-C tests mark each phase on stderr through a `sitecustomize` module that wraps public
 entry points (`Restorer.from_file`, `Restorer.restore`, `Reporter.tiles`) without changing what
-they do; the model load is made long by loading the tiny model many times.
+they do; the model load is made long by loading the tiny model many times, the other phases by
+a short wait in every convolution.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ if os.environ.get("ADACODE_TEST_PHASES"):
         return real_tiles(self, done, total)
     Restorer.from_file = classmethod(from_file)
     Restorer.restore, Reporter.tiles = restore, tiles
+    delay = float(os.environ.get("ADACODE_TEST_CONV_DELAY", "0"))
+    if delay:  # a tiny model is fast: every convolution waits a little, so each phase is long
+        import time, torch
+        real_conv = torch.nn.Conv2d.forward
+        def conv(self, x):
+            time.sleep(delay)
+            return real_conv(self, x)
+        torch.nn.Conv2d.forward = conv
 '''
 SECONDS_TO_STOP = 8.0  # on a loaded 2-core CI machine; about 1-2 s when idle, exit included
 
@@ -61,6 +70,7 @@ def interrupt_at(marker: str, args: list[str], cwd: Path, loads: int = 0) -> tup
     shim.mkdir(exist_ok=True)
     (shim / "sitecustomize.py").write_text(PHASE_MARKERS)
     env = {**os.environ, "ADACODE_TEST_PHASES": "1", "ADACODE_TEST_LOADS": str(loads),
+           "ADACODE_TEST_CONV_DELAY": "0" if loads else "0.02",
            "PYTHONPATH": os.pathsep.join([str(shim), os.environ.get("PYTHONPATH", "")]),
            "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "adacode_cli", *args], cwd=cwd, env=env,
