@@ -146,3 +146,15 @@ def test_mirror_replaces_the_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADACODE_MIRROR", "ftp://lan.example/")
     with pytest.raises(WeightsError, match="ADACODE_MIRROR must be an http"):
         download_url(sr)
+
+
+def test_a_model_names_its_discriminator_in_the_registry(tmp_path: Path) -> None:
+    """Stage 3 finds the discriminator published with a registry model from its entry (the
+    official `recon` names `recon-d`); a name that is not a discriminator entry is refused."""
+    assert load_registry().get("recon").discriminator == "recon-d"
+    generator = {**entry("g", "adacode", "g.pth", task="recon", scale=1), "discriminator": "d"}
+    good = [generator, entry("d", "discriminator", "d.pth", task="recon", scale=1)]
+    assert load_registry(write_registry(tmp_path / "good.json", good)).get("g").discriminator == "d"
+    for partner in ([], [entry("d", "loss-network", "d.pth")]):
+        with pytest.raises(WeightsError, match="'g' names 'd' as its discriminator"):
+            load_registry(write_registry(tmp_path / "bad.json", [generator, *partner]))

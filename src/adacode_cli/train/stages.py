@@ -61,7 +61,6 @@ from adacode_cli.train.vgg import VGGFeatures
 
 SEMANTIC_CHANNELS = 512  # VGG19 relu4_4 width: the semantic head regresses it
 STAGE3_FROZEN = ("quantize_group", "decoder_group", "after_quant_group", "out_conv")
-TEACHER_REGISTRY = {"recon": "recon-d"}  # stage-2 registry model -> its discriminator
 
 
 @dataclasses.dataclass
@@ -249,13 +248,22 @@ def _init_needs(config: TrainConfig) -> list[WeightsNeed]:
         return []
     from adacode_cli.weights.registry import load_registry
 
-    if spec not in load_registry().entries:
+    entry = load_registry().entries.get(spec)
+    if entry is None:
         raise ConfigError(f"--init {spec}: no such run, weights file or registry name")
     needs = [WeightsNeed((spec,), "the stage-2 network to start from", "--init RUN|FILE")]
-    if spec in TEACHER_REGISTRY and config.loss.gan > 0 and not config.paths.init_d:
-        needs.append(WeightsNeed((TEACHER_REGISTRY[spec],), "its discriminator",
+    if entry.discriminator and config.loss.gan > 0 and not config.paths.init_d:
+        needs.append(WeightsNeed((entry.discriminator,), "its discriminator",
                                  "--init-d FILE or --no-gan"))
     return needs
+
+
+def _registry_discriminator(name: str) -> str | None:
+    """The registry name of the discriminator published with registry model `name`."""
+    from adacode_cli.weights.registry import load_registry
+
+    entry = load_registry().entries.get(name)
+    return None if entry is None else entry.discriminator
 
 
 def _read_codebooks(sources: list[str]) -> list[torch.Tensor]:
@@ -295,7 +303,7 @@ def _read_init(spec: str, spec_d: str, weights: dict[str, Path]) -> Init:
     elif not path.is_file():
         path = weights[spec]
         if d_path is None:
-            d_path = weights.get(TEACHER_REGISTRY.get(spec, ""))
+            d_path = weights.get(_registry_discriminator(spec) or "")
     config, state = read_checkpoint(path)
     if config.stage != "recon":
         raise ConfigError(f"--init {spec} is a {config.task} network; stage 3 needs a stage-2 "

@@ -28,7 +28,7 @@ KINDS = ("adacode", "discriminator", "loss-network")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SHA256_PREFIX = re.compile(r"[0-9a-f]{8,63}")
-_OPTIONAL = frozenset({"note", "default"})
+_OPTIONAL = frozenset({"note", "default", "discriminator"})
 _FIELDS = frozenset(
     {"name", "kind", "task", "scale", "url", "sha256", "sha256_prefix", "size", "license",
      "source", *_OPTIONAL}
@@ -53,6 +53,7 @@ class WeightsEntry:
     source: str
     note: str | None = None
     default: bool = False
+    discriminator: str | None = None  # the registry name of its GAN discriminator, if published
 
     @property
     def file_name(self) -> str:
@@ -151,6 +152,12 @@ def _parse(data: Any, label: str) -> Registry:
         entries[entry.name] = entry
     registry = Registry(entries)
     for entry in entries.values():
+        paired = entries.get(entry.discriminator or "")
+        if entry.discriminator is not None and (paired is None or paired.kind != "discriminator"):
+            raise WeightsError(
+                f"weights registry {label}: {entry.name!r} names {entry.discriminator!r} as its "
+                "discriminator, which is not a discriminator entry of the registry"
+            )
         chosen = registry.default_for(entry.task, entry.scale) if entry.default else entry
         if chosen is not entry:
             raise WeightsError(
