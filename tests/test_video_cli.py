@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("imageio_ffmpeg")
 
 from adacode_cli.cli.report import Reporter
+from adacode_cli.engine.restorer import Restorer
 from adacode_cli.images.decode import read_image
 from adacode_cli.interrupt import StopRequest
 from adacode_cli.video.segments import work_folder
@@ -101,6 +102,37 @@ def test_stop_leaves_no_output_then_a_rerun_completes_it(tmp_path, capsys, model
     np.testing.assert_array_equal(read_frames(out, (64, 48)), read_frames(fresh, (64, 48)))
     assert duration(out, "a") == duration(clip, "a")
     assert not work_folder(out).exists() and leftovers(tmp_path) == []
+
+
+def test_frames_run_in_engine_batches_equal_to_one_by_one(tmp_path, capsys, models,
+                                                         monkeypatch):
+    clip = make_clip(tmp_path / "clip.mkv", frames=7, size=(32, 24), rate=24, video=LOSSLESS,
+                     audio=False)
+    sizes: list[int] = []
+    restore_batch = Restorer.restore_batch
+    monkeypatch.setattr(Restorer, "restore_batch", lambda self, images, **options: (
+        sizes.append(len(images)) or restore_batch(self, images, **options)))
+    outputs = {}
+    for batch in (1, 3):
+        outputs[batch] = tmp_path / f"batch{batch}.mkv"
+        ran = run_cli(capsys, "sr", str(clip), str(outputs[batch]), "-w", str(models["sr2"]),
+                      "--video-codec", "ffv1", "--batch-size", str(batch))
+        assert ran.code == 0, ran.stderr
+    assert sizes == [1] * 7 + [3, 3, 1]
+    one_by_one, batched = (read_frames(outputs[b], (64, 48)).astype(int) for b in (1, 3))
+    assert batched.shape == (7, 48, 64, 3) and np.abs(batched - one_by_one).max() <= 1
+
+    done = {"frames": 0}  # a stop request during a batch: its frames are written, then it stops
+    stopped = tmp_path / "stopped.mkv"
+    arguments = ("sr", str(clip), str(stopped), "-w", str(models["sr2"]), "--video-codec",
+                 "ffv1", "--batch-size", "3")
+    monkeypatch.setattr(Reporter, "frames", lambda self, d, total: done.update(frames=d))
+    monkeypatch.setattr(StopRequest, "__call__", lambda self: done["frames"] >= 2)
+    ran = run_cli(capsys, *arguments)
+    assert ran.code == 130 and "stopped after 3 of 7 frames" in ran.stderr
+    monkeypatch.undo()
+    assert run_cli(capsys, *arguments).code == 0
+    assert np.abs(read_frames(stopped, (64, 48)).astype(int) - one_by_one).max() <= 1
 
 
 def test_ctrl_c_in_a_real_process_then_a_rerun_continues(tmp_path, capsys, models):

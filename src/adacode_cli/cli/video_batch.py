@@ -2,15 +2,18 @@
 
 Videos share the batch's model, task, reporter and stop request with images. Each video is
 written as resumable segments (`video.segments`) and only muxed to its output name once every
-frame is done, so the output name never holds a partial file. A stop request (Ctrl-C) ends the
-video after the engine's current tile batch: the frames done stay as complete segments, and a
-playable `partial` file of them is left in the work folder; a rerun continues from there.
+frame is done, so the output name never holds a partial file. Frames go to the engine in
+batches of `Restorer.frames_per_batch`. A stop request (Ctrl-C) ends the video between batches,
+or within one at the end of the network's current step: the frames written stay as complete
+segments, and a playable `partial` file of them is left in the work folder; a rerun continues
+from there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -168,9 +171,11 @@ class _VideoJob:
         start = store.frames_done
         self.reporter.start_frames(self.source, info.frames, start)
         filters = _decode_filters(info.rate if info.variable_rate else None, start)
-        with FrameReader(self.source, info.stream, (info.width, info.height), filters) as reader:
-            frames = enumerate(reader, start)
-            while self._encode_segment(frames, video):
+        size = self.restorer.frames_per_batch(info.height, info.width)
+        with FrameReader(self.source, info.stream, (info.width, info.height), filters,
+                         depth=max(2, size)) as reader:
+            results = self._restored(enumerate(reader, start), video, size)
+            while self._encode_segment(results, video):
                 pass
         if store.frames_done != info.frames and info.variable_rate is None:
             self.warnings.append(f"{self.source}: {store.frames_done} frames decoded, the "
@@ -178,7 +183,7 @@ class _VideoJob:
         self.warnings += mux(store, self.source, info, video.codec, self.target)
         store.discard()
 
-    def _encode_segment(self, frames: Iterator[tuple[int, np.ndarray]], video: _Video) -> bool:
+    def _encode_segment(self, results: Iterator[tuple[int, np.ndarray]], video: _Video) -> bool:
         """Encode the next segment (2 s of video or a minute of work); False when no frames
         were left."""
         from adacode_cli.video.streams import FrameWriter
@@ -186,7 +191,7 @@ class _VideoJob:
         info, store = video.info, video.store
         limit = max(1, round(float(info.rate) * SEGMENT_VIDEO_SECONDS))
         opened = time.perf_counter()
-        done = self._next_result(frames, video)
+        done = next(results, None)
         if done is None:
             return False
         path = store.next_path()
@@ -201,7 +206,7 @@ class _VideoJob:
                     if (writer.frames >= limit
                             or time.perf_counter() - opened > SEGMENT_WALL_SECONDS):
                         break
-                    done = self._next_result(frames, video)
+                    done = next(results, None)
             except RestoreInterrupted:  # the frames written so far make a complete segment
                 writer.close()
                 store.add(path, writer.frames)
@@ -210,27 +215,37 @@ class _VideoJob:
         store.add(path, writer.frames)
         return True
 
-    def _next_result(
-        self, frames: Iterator[tuple[int, np.ndarray]], video: _Video
-    ) -> tuple[int, np.ndarray] | None:
-        """(index, restored frame) of the next frame, None at the end of the video."""
-        if self._stopping():
-            raise RestoreInterrupted("stopped between frames")
-        following = next(frames, None)
-        if following is None:
-            return None
-        index, frame = following
-        return index, self._restore(video.frame_task(index), frame, video.codec)
+    def _restored(self, frames: Iterator[tuple[int, np.ndarray]], video: _Video, size: int
+                  ) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, restored frame) in order: `size` frames at a time through the engine's
+        `restore_batch`; a stop request is honoured between batches (and within one, between
+        the network's steps)."""
+        while True:
+            if self._stopping():
+                raise RestoreInterrupted("stopped between frames")
+            batch = list(itertools.islice(frames, size))
+            if not batch:
+                return
+            yield from zip([index for index, _ in batch], self._restore(batch, video), strict=True)
 
-    def _restore(self, task: Task, frame: np.ndarray, codec: VideoCodec) -> np.ndarray:
-        """One frame through the task and the engine, as the image path does for a picture."""
-        image = LoadedImage(frame, None, False, 8, None, None, "VIDEO")
-        prepared = task.prepare(self.source, image)
-        result = self.restorer.restore(prepared.network_input, should_stop=self._stopping)
-        for notice in result.notices:
-            if notice not in self.warnings:
-                self.warnings.append(notice)
-        final = prepared.finish(result.image)
+    def _restore(self, batch: list[tuple[int, np.ndarray]], video: _Video) -> list[np.ndarray]:
+        """Frames through their tasks and the engine, as the image path does for a picture."""
+        prepared = []
+        for index, frame in batch:
+            image = LoadedImage(frame, None, False, 8, None, None, "VIDEO")
+            prepared.append(video.frame_task(index).prepare(self.source, image))
+        results = self.restorer.restore_batch([p.network_input for p in prepared],
+                                              should_stop=self._stopping)
+        finals = []
+        for ready, result in zip(prepared, results, strict=True):
+            for notice in result.notices:
+                if notice not in self.warnings:
+                    self.warnings.append(notice)
+            finals.append(self._even_sides(ready.finish(result.image), video.codec))
+        return finals
+
+    def _even_sides(self, final: np.ndarray, codec: VideoCodec) -> np.ndarray:
+        """A finished frame, padded to even sides where the codec subsamples colour."""
         self.output_pixels += final.shape[0] * final.shape[1]
         if codec.subsampled and (final.shape[0] % 2 or final.shape[1] % 2):
             note = (f"{self.source}: {final.shape[1]}x{final.shape[0]} frames padded to even "

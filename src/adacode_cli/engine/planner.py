@@ -99,12 +99,21 @@ class Plan:
 
 
 def _batch_size(inputs: PlanInputs, side: int) -> int:
-    """The tiles per batch: as asked; automatic on CUDA: as many as fit, up to MAX_AUTO_BATCH."""
-    if inputs.batch is not None or inputs.device.type != "cuda":
-        return inputs.batch or 1
+    """The tiles per batch (`batch_size`)."""
     height, width = inputs.padded
     count = tile_count(height, side, inputs.overlap) * tile_count(width, side, inputs.overlap)
-    fitting = inputs.profile.stream_pixels(inputs.budget.device) // (side * side)
+    return batch_size(inputs.batch, inputs.device, inputs.profile, inputs.budget.device,
+                      side * side, count)
+
+
+def batch_size(requested: int | None, device: torch.device, profile: MemoryProfile,
+               budget: int, pixels: int, count: int = MAX_AUTO_BATCH) -> int:
+    """Pieces of `pixels` padded input pixels per network call (the tiles of one image, or whole
+    video frames): as asked; automatic on CUDA: as many as fit `budget` bytes, up to
+    MAX_AUTO_BATCH and `count`; automatic elsewhere: 1."""
+    if requested is not None or device.type != "cuda":
+        return requested or 1
+    fitting = profile.stream_pixels(budget) // pixels
     return max(1, min(MAX_AUTO_BATCH, count, fitting))
 
 

@@ -29,6 +29,7 @@ from adacode_cli.engine.planner import (
     Budget,
     Plan,
     PlanInputs,
+    batch_size,
     choose_plan,
     smallest_tile,
 )
@@ -105,6 +106,16 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and (
         "out of memory" in text or "can't allocate memory" in text
     )
+
+
+def _stack(images: list[np.ndarray]) -> torch.Tensor:
+    """Images of one shape and dtype -> (N, 3, H, W) float32 in [0, 1]."""
+    first = images[0]
+    for image in images[1:]:
+        if image.shape != first.shape or image.dtype != first.dtype:
+            raise ValueError(f"a batch needs images of one shape and dtype: {first.shape} "
+                             f"{first.dtype} and {image.shape} {image.dtype}")
+    return torch.cat([_to_tensor(image) for image in images])
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -202,29 +213,94 @@ class Restorer:
         on_progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> RestoreResult:
-        """Restore one H x W x 3 image; the result has the input's dtype.
+        """Restore one H x W x 3 image; the result has the input's dtype (`restore_batch` of
+        one image)."""
+        return self.restore_batch([image], with_weight_map=with_weight_map,
+                                  on_progress=on_progress, should_stop=should_stop)[0]
 
-        An image that cannot fit in the memory there is is refused before any work
-        (`InsufficientMemoryError`); out of memory during the run, the tile is halved and the
-        run starts again."""
+    def restore_batch(
+        self,
+        images: list[np.ndarray],
+        *,
+        with_weight_map: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[RestoreResult]:
+        """Restore H x W x 3 images of one size and dtype (video frames), in order.
+
+        An image size that cannot fit in the memory there is is refused before any work
+        (`InsufficientMemoryError`). When the plan for the size is the whole image, the images
+        run as batches of `frames_per_batch`; out of memory, the batch is halved, down to one
+        image, whose tile is then halved. Tiled plans run image by image."""
+        if not images:
+            return []
         started = time.perf_counter()
-        x = _to_tensor(image)
+        x = _stack(images)
         estimate = self.memory_estimate(x.shape[-2], x.shape[-1])
         if not estimate.fits:
             raise InsufficientMemoryError(estimate.message())
         progress = _Progress(on_progress, should_stop)
-        first = plan = self.plan(x.shape[-2], x.shape[-1])
+        plan = self.plan(x.shape[-2], x.shape[-1])
+        if plan.tile is None and len(images) > 1:
+            results = self._whole_batches(x, images[0].dtype, with_weight_map, progress)
+        else:
+            results = [self._restore_one(x[i : i + 1], images[0].dtype, plan, with_weight_map,
+                                         progress) for i in range(len(images))]
+        seconds = (time.perf_counter() - started) / len(results)  # each image's share
+        for result in results:
+            result.seconds = seconds
+        return results
+
+    def frames_per_batch(self, height: int, width: int) -> int:
+        """Whole images of this size per network call (`planner.batch_size`); 1 when the plan
+        for the size cuts it into tiles."""
+        if self.plan(height, width).tile is not None:
+            return 1
+        multiple = self.config.pad_multiple
+        pixels = padded_size(height, multiple) * padded_size(width, multiple)
+        return batch_size(self.options.batch_size, self.device, self._memory_profile(),
+                          self._budget(height, width).device, pixels)
+
+    def _restore_one(self, x: torch.Tensor, dtype: np.dtype, plan: Plan, with_weight_map: bool,
+                     progress: _Progress) -> RestoreResult:
+        """One (1, 3, H, W) image by `plan`; out of memory, with half the tile."""
+        first = plan
         while True:
             try:
-                result = self._run(x, image.dtype, plan, with_weight_map, progress)
+                [result] = self._run(x, dtype, plan, with_weight_map, progress)
                 break
             except (torch.OutOfMemoryError, RuntimeError) as error:
                 if not _is_out_of_memory(error):
                     raise
                 plan = self._smaller(plan, x)
         result.notices = [*self._precision_notices, *self._notices(first, plan)]
-        result.seconds = time.perf_counter() - started
         return result
+
+    def _whole_batches(self, x: torch.Tensor, dtype: np.dtype, with_weight_map: bool,
+                       progress: _Progress) -> list[RestoreResult]:
+        """Whole (N, 3, H, W) images in batches of `frames_per_batch`; out of memory, half
+        the batch, and below two images `_restore_one` (which halves the tile)."""
+        wanted = size = min(len(x), self.frames_per_batch(x.shape[-2], x.shape[-1]))
+        results: list[RestoreResult] = []
+        while len(results) < len(x):
+            chunk = x[len(results) : len(results) + size]
+            if size == 1:
+                results.append(self._restore_one(chunk, dtype, Plan.whole(), with_weight_map,
+                                                 progress))
+                continue
+            try:
+                results += self._run(chunk, dtype, Plan.whole(), with_weight_map, progress)
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                if not _is_out_of_memory(error):
+                    raise
+                self._free_cached()
+                size //= 2
+        notices = [*self._precision_notices]
+        if size != wanted:
+            notices.append(f"out of memory with {wanted} images per batch; finished with {size}")
+        for result in results:
+            result.notices = [*notices, *(n for n in result.notices if n not in notices)]
+        return results
 
     def plan(self, height: int, width: int, tile: int | None = None,
              batch: int | None = None) -> Plan:
@@ -298,10 +374,14 @@ class Restorer:
             self._channels_last = wanted
         return wanted
 
-    def _smaller(self, plan: Plan, x: torch.Tensor) -> Plan:
-        """The plan to retry with after running out of memory: half the tile."""
+    def _free_cached(self) -> None:
+        """After running out of memory: hand the allocator's cached blocks back to CUDA."""
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+    def _smaller(self, plan: Plan, x: torch.Tensor) -> Plan:
+        """The plan to retry with after running out of memory: half the tile."""
+        self._free_cached()
         multiple = self.config.pad_multiple
         side = plan.tile or max(padded_size(s, multiple) for s in x.shape[-2:])
         smaller = side // 2 // multiple * multiple
@@ -323,8 +403,9 @@ class Restorer:
         return notices + seam_notices(self.config, final, self.overlap)
 
     def _run(self, x: torch.Tensor, dtype: np.dtype, plan: Plan, with_weight_map: bool,
-             progress: _Progress) -> RestoreResult:
-        """One image, top-down: whole, or pad, cut, gather statistics, run tiles, blend."""
+             progress: _Progress) -> list[RestoreResult]:
+        """Images top-down: a batch whole, or one image padded, cut, its statistics gathered,
+        its tiles run and blended."""
         channels_last = self._use_layout(plan.tile is None)
         if plan.tile is None:
             return self._run_whole(x, dtype, with_weight_map, channels_last, progress)
@@ -338,12 +419,13 @@ class Restorer:
                       plan.spill_bytes, channels_last, known)
         outputs = TileOutputs(grid, config, x.shape[-2], x.shape[-1], dtype, with_weight_map)
         self.executor.run(run, outputs.emit, progress.counter(len(grid)))
-        return RestoreResult(outputs.canvas.image, outputs.weight_map, len(grid), 0.0)
+        return [RestoreResult(outputs.canvas.image, outputs.weight_map, len(grid), 0.0)]
 
     def _run_whole(self, x: torch.Tensor, dtype: np.dtype, with_weight_map: bool,
-                   channels_last: bool, progress: _Progress) -> RestoreResult:
-        """The official whole-image path: step by step, so that a stop request is honoured, or
-        the compiled network in one call (`compile`; Ctrl-C's grace period stops that)."""
+                   channels_last: bool, progress: _Progress) -> list[RestoreResult]:
+        """The official whole-image path on a batch of images: step by step, so that a stop
+        request is honoured, or the compiled network in one call (`compile`; Ctrl-C's grace
+        period stops that)."""
         tick = progress.counter(1)
         tick(0.0)
         if self._whole is not self.network:
@@ -354,12 +436,15 @@ class Restorer:
             regs = self.executor.run_whole(x, self.config.pad_multiple, channels_last, tick)
             output, weight = crop_output(self.config, x.shape[-2], x.shape[-1], regs.pop("h"),
                                          regs.pop("weight", None))
+        results = []
         with torch.inference_mode():
-            pixels = output[0].float().cpu()
-            weight_map = None
-            if with_weight_map and weight is not None:
-                weight_map = weight[0].float().cpu().numpy()
-        return RestoreResult(quantise(pixels, dtype), weight_map, 1, 0.0)
+            for index in range(len(x)):
+                weight_map = None
+                if with_weight_map and weight is not None:
+                    weight_map = weight[index].float().cpu().numpy()
+                results.append(RestoreResult(quantise(output[index].float().cpu(), dtype),
+                                             weight_map, 1, 0.0))
+        return results
 
     def _grid(self, padded: torch.Tensor, tile: int, blend: int) -> TileGrid:
         config = self.config
