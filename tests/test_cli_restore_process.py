@@ -126,3 +126,13 @@ def test_help_reads_like_a_usual_cli(args):
     if args[0] == "sr":
         assert "Usage: adacode sr [OPTIONS] INPUT [OUTPUT]" in shown
         assert "--tile" in shown and "INTEGER" in shown
+
+
+def test_help_paragraphs_wrap_at_the_terminal_width_not_at_the_source_lines():
+    from typer.testing import CliRunner
+
+    from adacode_cli.cli.app import app
+
+    shown = CliRunner().invoke(app, ["data", "degrade", "--help"], env={"COLUMNS": "200"}).output
+    # one paragraph of the command's docstring, split over three source lines, reads as one
+    assert "the input's last rows or columns beyond a multiple of the scale are dropped" in shown

@@ -9,6 +9,7 @@ name only.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from typer import Context
@@ -50,6 +51,8 @@ def plain_help(command: TyperCommand | TyperGroup) -> None:
     which each command makes when its help is shown)."""
     for param in command.params:
         _restyle(param)
+    if command.help:
+        command.help = _unwrapped(command.help)
     make_help_option = command.get_help_option
 
     def get_help_option(ctx: Context) -> Any:
@@ -61,6 +64,14 @@ def plain_help(command: TyperCommand | TyperGroup) -> None:
     command.get_help_option = get_help_option  # type: ignore[method-assign]
     for child in getattr(command, "commands", {}).values():
         plain_help(child)
+
+
+def _unwrapped(text: str) -> str:
+    """Docstring paragraphs as single lines, so the help panel wraps them at its own width
+    instead of keeping the source's line breaks in the middle of a sentence."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in block.splitlines())
+                         for block in paragraphs)
 
 
 def _restyle(param: object) -> None:
