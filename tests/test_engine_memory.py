@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from adacode_cli.engine import memory
+from adacode_cli.engine.graph import network_steps, run_steps, segments
 from adacode_cli.engine.memory import host_available_memory, profile
 from adacode_cli.engine.planner import Budget, PlanInputs, choose_plan
 from adacode_cli.model.config import AdaCodeConfig
+from adacode_cli.model.networks import build_network
 
 
 def test_costs_are_measured_per_model_and_precision() -> None:
@@ -41,3 +44,26 @@ def test_exact_statistics_spill_to_disk_and_estimate_only_when_asked() -> None:
 
 def test_available_host_memory_is_plausible() -> None:
     assert 2**26 < host_available_memory() < 2**50
+
+
+
+def test_one_meta_pass_counts_the_registers_a_real_run_parks(monkeypatch) -> None:
+    """The profile's parked bytes per segment equal the registers a real CPU run of the same
+    tile holds between segments, and the count builds and runs the network only once."""
+    config = AdaCodeConfig.tiny("sr", 2)
+    builds = []
+    monkeypatch.setattr(memory, "build_network", lambda c: builds.append(c) or build_network(c))
+    counted = memory.count_on_meta(config, torch.bfloat16)
+    assert len(builds) == 1
+
+    side = 4 * config.pad_multiple
+    torch.manual_seed(0)
+    network = build_network(config).eval()
+    regs = {"h": torch.rand(1, 3, side, side)}
+    real = []
+    with torch.inference_mode():
+        for segment in segments(network_steps(network))[:-1]:
+            run_steps(segment, regs)
+            storages = {v.untyped_storage().data_ptr(): v.numel() for v in regs.values()}
+            real.append(sum(storages.values()) * torch.bfloat16.itemsize / side**2)
+    assert counted.parked == tuple(real)

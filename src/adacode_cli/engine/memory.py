@@ -10,6 +10,7 @@ again on the device itself, where kernels allocate workspaces the meta count can
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import weakref
@@ -122,39 +123,45 @@ def profile(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu")
 def count_on_meta(config: AdaCodeConfig, dtype: torch.dtype) -> MemoryProfile:
     """Count `config` at `dtype` on a tile of four alignment steps (exact: costs scale with area
     apart from a fixed part that this size already makes small)."""
-    side = 4 * config.pad_multiple
-    with torch.device("meta"):
-        network = build_network(config).to(dtype).eval()
-    with torch.inference_mode():
-        x = torch.empty(1, 3, side, side, device="meta", dtype=dtype)
-        owned = [*network.parameters(), *network.buffers(), x]
-        tracker = _LiveBytes({t.untyped_storage()._cdata for t in owned})
-        with tracker:
-            regs = {"h": x}
-            run_steps(network_steps(network), regs)
-            del regs
+    network, peak, parked = _meta_pass(config, dtype, track=True)
     weights = 0
     if dtype != torch.float32:  # autocast keeps a cast copy of every weight while it runs
         weights = sum(p.numel() for p in network.parameters()) * dtype.itemsize
-    return MemoryProfile(tracker.peak / side**2, parked_registers(config, dtype),
-                         RUNTIME_OVERHEAD + weights)
+    return MemoryProfile(peak, parked, RUNTIME_OVERHEAD + weights)
 
 
 def parked_registers(config: AdaCodeConfig, dtype: torch.dtype) -> tuple[float, ...]:
     """Bytes per padded input pixel kept after each layered segment but the last: registers
     are parked in the compute precision (`dtype`), whatever autocast left them in."""
+    return _meta_pass(config, dtype, track=False)[2]
+
+
+def _meta_pass(
+    config: AdaCodeConfig, dtype: torch.dtype, track: bool
+) -> tuple[torch.nn.Module, float, tuple[float, ...]]:
+    """One run of the step graph on the meta device, segment by segment (one pass serves both
+    counts: a first run of a model pays for it before its first image). Returns the network, the
+    peak live bytes (if `track`) and the parked bytes after each segment but the last, both per
+    padded input pixel; parked registers are counted in elements, stored at `dtype`."""
     side = 4 * config.pad_multiple
     with torch.device("meta"):
-        network = build_network(config).eval()
-    steps = network_steps(network)
+        network = build_network(config).to(dtype).eval()
     parked = []
     with torch.inference_mode():
-        regs = {"h": torch.empty(1, 3, side, side, device="meta")}
-        for segment in segments(steps)[:-1]:
-            run_steps(segment, regs)
-            elements = {value.untyped_storage()._cdata: value.numel() for value in regs.values()}
-            parked.append(sum(elements.values()) * dtype.itemsize / side**2)
-    return tuple(parked)
+        regs = {"h": torch.empty(1, 3, side, side, device="meta", dtype=dtype)}
+        owned = [*network.parameters(), *network.buffers(), regs["h"]]
+        tracker = _LiveBytes({t.untyped_storage()._cdata for t in owned})
+        with tracker if track else contextlib.nullcontext():
+            *layered, last = segments(network_steps(network))
+            for segment in layered:
+                run_steps(segment, regs)
+                elements = {value.untyped_storage()._cdata: value.numel()
+                            for value in regs.values()}
+                parked.append(sum(elements.values()) * dtype.itemsize / side**2)
+            if track:
+                run_steps(last, regs)
+            del regs
+    return network, tracker.peak / side**2, tuple(parked)
 
 
 CALIBRATION_STEPS = (6, 12)  # tile sides, in alignment steps, of the two measured runs
