@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from adacode_cli.engine import memory, parking
+from adacode_cli.engine.overlap import tile_grid
 from adacode_cli.engine.restorer import InsufficientMemoryError, RestoreInterrupted, Restorer
 from adacode_cli.errors import ImageError
 from engine_helpers import photo_like, tiny_restorer
@@ -33,7 +34,7 @@ def _tight(statistics: str = "auto") -> Restorer:
     restorer = tiny_restorer("sr", 2, tile=TILE, tile_overlap=OVERLAP, statistics=statistics)
     roomy = restorer.plan(SIZE, SIZE)
     costs = restorer._memory_profile()
-    covered = len(restorer._grid(torch.zeros(1, 3, 160, 160), TILE, 0)) * TILE * TILE
+    covered = len(tile_grid(restorer.config, (160, 160), TILE, OVERLAP)) * TILE * TILE
     parked = costs.parked_bytes(covered, roomy.exact_segments)
     restorer.options.memory_limit = (restorer._fixed_bytes(SIZE, SIZE)
                                      + costs.stream_bytes(TILE * TILE) + parked // 2)
