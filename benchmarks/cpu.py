@@ -102,6 +102,22 @@ def memory_probe(threads: int) -> Variant:
                    memory_limit=3 * 2**30, stop_after_batches=2, threads=threads)
 
 
+def measure_variants(chosen: list[Variant], workdir: Path, image_path: str | None
+                     ) -> list[Measurement]:
+    """Every variant in its own subprocess, with the PSNR of its output against the first's."""
+    measurements: list[Measurement] = []
+    reference = None
+    for variant in chosen:
+        measurement, image = measure_in_subprocess(__file__, variant, workdir, image_path)
+        if reference is None:
+            reference = image
+        else:
+            measurement.psnr_db = psnr(image, reference)
+        measurements.append(measurement)
+        print(f"  {variant.task}: {variant.name}: {measurement.seconds:.1f} s", flush=True)
+    return measurements
+
+
 def report(measurements: list[Measurement]) -> str:
     rows = [["task", "variant", "px", "tiles", "s/MP out", "speed vs ref", "peak RSS MB",
              "PSNR vs first row"]]
@@ -179,7 +195,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for task in args.tasks.split(","):
             size = args.size or DEFAULT_SIZES[task]
-            reference = None
             if args.spill_probe:
                 chosen = spill_variants(task, size, args.threads, args.spill_limit_gb)
             elif args.tile_compare:
@@ -189,15 +204,7 @@ def main() -> None:
             if args.only:
                 words = args.only.split(",")
                 chosen = [v for v in chosen if any(word in v.name for word in words)]
-            for variant in chosen:
-                measurement, image = measure_in_subprocess(__file__, variant, Path(workdir),
-                                                           args.image)
-                if reference is None:
-                    reference = image
-                else:
-                    measurement.psnr_db = psnr(image, reference)
-                measurements.append(measurement)
-                print(f"  {task}: {variant.name}: {measurement.seconds:.1f} s", flush=True)
+            measurements += measure_variants(chosen, Path(workdir), args.image)
         if args.memory_probe:
             probe, _ = measure_in_subprocess(__file__, memory_probe(args.threads), Path(workdir),
                                              None)

@@ -92,7 +92,9 @@ class Plan:
         if parked <= room:
             return cls(side, size, inputs.exact, parking="host", overlap=inputs.overlap)
         if inputs.statistics != "estimate":
-            return cls(side, size, inputs.exact, parking="disk", spill_bytes=2 * parked,
+            # one segment's registers, and the batch being written before the last is read
+            spill = parked + profile.parked_bytes(side * side * size, inputs.exact)
+            return cls(side, size, inputs.exact, parking="disk", spill_bytes=spill,
                        overlap=inputs.overlap)
         exact = inputs.exact
         while exact > 0 and profile.parked_bytes(covered, exact) > room:
