@@ -31,7 +31,11 @@ from harness import Measurement, environment, table
 PARTS = ("startup", "engine", "tiles", "seams", "spill", "memory")
 ENGINE_SIZES = {"sr-x2": 320, "sr-x4": 176, "inpaint": 384}
 TILE_CASES = (("sr-x2", 480), ("sr-x2", 640), ("sr-x4", 480))
-SEAM_CASES = (("sr-x2", 480, "astronaut,hubble_deep_field"), ("sr-x4", 480, "astronaut"))
+SEAM_PHOTOS = "astronaut,hubble_deep_field,immunohistochemistry"
+# (task, input side, overlaps at --tile 240: None is the default, photos)
+SEAM_CASES = (("sr-x2", 480, [None, 64, 0], SEAM_PHOTOS),
+              ("sr-x2", 640, [None], "hubble_deep_field,retina"),
+              ("sr-x4", 480, [None], "astronaut,immunohistochemistry"))
 
 
 def measured(function: Callable[[Path], list[Measurement]]) -> str:
@@ -62,8 +66,8 @@ def memory(workdir: Path) -> list[Measurement]:
 
 
 def seam_tables() -> str:
-    return "\n\n".join(table(seams.seam_table(task, size, [240], [None, 0], photos.split(",")))
-                       for task, size, photos in SEAM_CASES)
+    return "\n\n".join(table(seams.seam_table(task, size, [240], overlaps, photos.split(",")))
+                       for task, size, overlaps, photos in SEAM_CASES)
 
 
 def main() -> None:
