@@ -11,11 +11,11 @@ image, and the official 240 px per-tile tiling one tile at a time), and the engi
 tiled at fp32 and bf16, with and without channels-last. It prints seconds per output megapixel,
 the speed ratio against the reference of the same kind (whole vs whole, tiled vs tiled), peak
 RSS, and the PSNR of every output against the fp32 reference whole-image output.
-`--tile-compare` measures only tiled runs side by side on the same image: the official per-tile
-tiling (240 px tiles with 16 px of context, so 272 px computed, padded to the alignment),
-the engine with exact image-wide statistics at `--tile 240` (its default overlap), and the
-engine at the official tiling's computed tile side with the same 2 x 16 px of context, exact
-and with per-tile statistics (the same tiles without the statistics passes).
+`--tile-compare` measures only tiled runs side by side on the same image at the same `--tile
+240`: the official per-tile tiling (tiles owning 240 px, with 16 px of context, each padded by
+the official rule), and the engine, whose tiles own the same pixels and add its default
+overlap, with exact image-wide statistics and with per-tile statistics (the same tiles
+without the statistics passes).
 `--spill-probe` runs the same exact-statistics tiles (128 px) twice: with no memory limit
 (activations parked in RAM) and under `--spill-limit-gb` (default 2), where they spill to disk;
 the PSNR of the second against the first shows the spilled output is the in-memory one.
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 from dataclasses import asdict
@@ -42,9 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compiled
 import seams
 from harness import (
-    OFFICIAL_PAD,
     OFFICIAL_TILE,
-    TASKS,
     Measurement,
     Variant,
     child_main,
@@ -54,24 +51,11 @@ from harness import (
     table,
 )
 
-from adacode_cli.model.config import AdaCodeConfig
-from adacode_cli.model.padding import padded_size
-
 DEFAULT_SIZES = {"sr-x2": 320, "sr-x4": 176, "inpaint": 384}
 
 
-def two_by_two_tile(task: str, size: int) -> int:
-    """An aligned tile side that covers the padded input with 2 x 2 tiles at the default
-    overlap (two alignment steps)."""
-    kind, scale = TASKS[task]
-    config = AdaCodeConfig.official(kind, scale)  # type: ignore[arg-type]
-    align = config.pad_multiple
-    padded = padded_size(size, align)
-    return math.ceil((padded + 2 * align) / 2 / align) * align
-
-
 def variants(task: str, size: int, threads: int, quick: bool) -> list[Variant]:
-    tile = two_by_two_tile(task, size)
+    tile = -(-size // 2)  # --tile owning half the image: 2 x 2 tiles
     result = [Variant(task, "reference whole fp32", size, "reference", "whole", threads=threads)]
     if size > OFFICIAL_TILE:
         result.append(
@@ -89,27 +73,16 @@ def variants(task: str, size: int, threads: int, quick: bool) -> list[Variant]:
     return result
 
 
-def official_computed_tile(task: str) -> int:
-    """The side the official tiling computes for an inner tile: 240 px plus 16 px of context on
-    each side, padded by the official rule."""
-    kind, scale = TASKS[task]
-    config = AdaCodeConfig.official(kind, scale)  # type: ignore[arg-type]
-    return padded_size(OFFICIAL_TILE + 2 * OFFICIAL_PAD, config.pad_multiple)
-
-
 def tile_variants(task: str, size: int, threads: int) -> list[Variant]:
-    """Tiled runs only, side by side: official per-tile tiling against the engine's tiles."""
-    computed = official_computed_tile(task)
-    context = 2 * OFFICIAL_PAD
+    """Tiled runs only, side by side at the same `--tile`: the official per-tile tiling
+    against the engine's tiles, which own the same pixels (ceil(size / 240) tiles per axis)
+    and add the default overlap, with exact and with per-tile statistics."""
     return [
         Variant(task, "reference tiled fp32", size, "reference", "tiled", threads=threads),
-        Variant(task, f"engine exact fp32, tile {OFFICIAL_TILE}", size, "engine", "tiled",
+        Variant(task, f"engine exact fp32, --tile {OFFICIAL_TILE}", size, "engine", "tiled",
                 tile=OFFICIAL_TILE, threads=threads),
-        Variant(task, f"engine exact fp32, tile {computed} overlap {context}", size, "engine",
-                "tiled", tile=computed, tile_overlap=context, threads=threads),
-        Variant(task, f"engine per-tile fp32, tile {computed} overlap {context}", size, "engine",
-                "tiled", tile=computed, tile_overlap=context, statistics="tile",
-                threads=threads),
+        Variant(task, f"engine per-tile fp32, --tile {OFFICIAL_TILE}", size, "engine", "tiled",
+                tile=OFFICIAL_TILE, statistics="tile", threads=threads),
     ]
 
 
@@ -127,6 +100,22 @@ def spill_variants(task: str, size: int, threads: int, limit_gb: float) -> list[
 def memory_probe(threads: int) -> Variant:
     return Variant("sr-x4", "engine auto fp32, 2000 px, 3 GB limit", 2000, "engine", "auto",
                    memory_limit=3 * 2**30, stop_after_batches=2, threads=threads)
+
+
+def measure_variants(chosen: list[Variant], workdir: Path, image_path: str | None
+                     ) -> list[Measurement]:
+    """Every variant in its own subprocess, with the PSNR of its output against the first's."""
+    measurements: list[Measurement] = []
+    reference = None
+    for variant in chosen:
+        measurement, image = measure_in_subprocess(__file__, variant, workdir, image_path)
+        if reference is None:
+            reference = image
+        else:
+            measurement.psnr_db = psnr(image, reference)
+        measurements.append(measurement)
+        print(f"  {variant.task}: {variant.name}: {measurement.seconds:.1f} s", flush=True)
+    return measurements
 
 
 def report(measurements: list[Measurement]) -> str:
@@ -206,7 +195,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for task in args.tasks.split(","):
             size = args.size or DEFAULT_SIZES[task]
-            reference = None
             if args.spill_probe:
                 chosen = spill_variants(task, size, args.threads, args.spill_limit_gb)
             elif args.tile_compare:
@@ -216,15 +204,7 @@ def main() -> None:
             if args.only:
                 words = args.only.split(",")
                 chosen = [v for v in chosen if any(word in v.name for word in words)]
-            for variant in chosen:
-                measurement, image = measure_in_subprocess(__file__, variant, Path(workdir),
-                                                           args.image)
-                if reference is None:
-                    reference = image
-                else:
-                    measurement.psnr_db = psnr(image, reference)
-                measurements.append(measurement)
-                print(f"  {task}: {variant.name}: {measurement.seconds:.1f} s", flush=True)
+            measurements += measure_variants(chosen, Path(workdir), args.image)
         if args.memory_probe:
             probe, _ = measure_in_subprocess(__file__, memory_probe(args.threads), Path(workdir),
                                              None)

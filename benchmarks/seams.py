@@ -18,14 +18,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import network_for, psnr, table
 
 from adacode_cli.engine import overlap
-from adacode_cli.engine.restorer import RestoreOptions, Restorer
+from adacode_cli.engine.canvas import TileOutputs
+from adacode_cli.engine.executor import TileExecutor, TileRun
+from adacode_cli.engine.precision import resolve_precision
+from adacode_cli.engine.restorer import RestoreOptions, Restorer, RestoreResult
+from adacode_cli.engine.tiling import plan_tiles, side_for_core
 from adacode_cli.model.networks import AdaCodeNet
+from adacode_cli.model.padding import flip_pad, padded_size
 
 PHOTOS = ("astronaut", "chelsea", "coffee")
 # the profile cut: one seam between two tiles of this side (input px), beyond the reach
@@ -45,29 +51,49 @@ def photo(name: str, height: int, width: int) -> np.ndarray:
 
 
 def restore(network: AdaCodeNet, image: np.ndarray, tile: int, tile_overlap: int | None
-            ) -> np.ndarray:
-    """The engine's output at fp32 (tile 0: the whole image), exact statistics, float32."""
+            ) -> RestoreResult:
+    """The engine's result at fp32 (tile 0: the whole image), exact statistics, float32."""
     options = RestoreOptions(device="cpu", precision="fp32", tile=tile, tile_overlap=tile_overlap,
                              statistics="exact", channels_last=False)
-    return Restorer(network, options).restore(image).image
+    return Restorer(network, options).restore(image)
 
 
 def measure_profile(network: AdaCodeNet, image: np.ndarray, tile: int) -> list[float]:
     """RMS output error against distance (input px) from a tile border.
 
-    `image` is tile x 2 tile: two tiles abutting with no overlap and no blending, so every
-    output column comes from one tile and its error depends only on how far that tile's cut
-    edge is. Returns the error at distance 0, 1, ... tile - 1 (both sides of the seam pooled).
+    `image` is (tile - a) x (2 tile - a) for the model's alignment a, which the official rule
+    pads to tile x 2 tile, cut into exactly two tiles that abut at column `tile`, without
+    blending, so every output column comes from one tile and its error depends only on how far
+    that tile's cut edge is. Both tiles get the whole image's exact statistics: the profile is
+    the reach of the receptive field alone (with an overlap, the statistics come from tile
+    cores away from the cut edges, where the tiles are already close to the whole image).
+    Returns the error at distance 0, 1, ... tile - 1 (both sides pooled where both exist).
     """
-    if image.shape[:2] != (tile, 2 * tile):
-        raise ValueError("the profile image must be tile x 2 tile")
-    whole = restore(network, image, 0, None)
-    tiled = restore(network, image, tile, 0)
-    scale = network.config.scale
-    columns = ((tiled - whole).astype(np.float64) ** 2).mean(axis=(0, 2))
-    per_input = columns.reshape(2 * tile, scale).mean(axis=1)
+    config = network.config
+    align = config.pad_multiple
+    if image.shape[:2] != (tile - align, 2 * tile - align):
+        raise ValueError("the profile image must be (tile - align) x (2 tile - align)")
+    whole = restore(network, image, 0, None).image
+    x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
+    padded = flip_pad(x, align)
+    height, width = padded.shape[-2:]
+    cpu = torch.device("cpu")
+    executor = TileExecutor(network, cpu, resolve_precision("fp32", cpu)[0])
+    [everything] = plan_tiles(height, width, width, 0, align, config.latent_factor, 0).tiles
+    statistics = executor.run(TileRun(padded, [[everything]], len(executor.segments) - 1),
+                              None, lambda fraction: None)
+    grid = plan_tiles(height, width, tile, 0, align, config.latent_factor, 0)
+    if len(grid) != 2:
+        raise RuntimeError(f"the profile cut needs 2 tiles, the grid has {len(grid)}")
+    outputs = TileOutputs(grid, config, image.shape[0], image.shape[1], image.dtype, False)
+    executor.run(TileRun(padded, [[t] for t in grid.tiles], 0, known=statistics),
+                 outputs.emit, lambda fraction: None)
+    columns = ((outputs.canvas.image - whole).astype(np.float64) ** 2).mean(axis=(0, 2))
+    per_input = columns.reshape(-1, config.scale).mean(axis=1)
     left, right = per_input[:tile][::-1], per_input[tile:]
-    return [float(v) for v in np.sqrt((left + right) / 2)]
+    pooled = left.copy()
+    pooled[: len(right)] = (left[: len(right)] + right) / 2
+    return [float(v) for v in np.sqrt(pooled)]
 
 
 def write_profiles(tasks: list[str], path: Path) -> None:
@@ -76,9 +102,12 @@ def write_profiles(tasks: list[str], path: Path) -> None:
     for task in tasks:
         tile = PROFILE_TILE[task]
         started = time.perf_counter()
-        errors = measure_profile(network_for(task), photo("astronaut", tile, 2 * tile), tile)
+        network = network_for(task)
+        align = network.config.pad_multiple
+        image = photo("astronaut", tile - align, 2 * tile - align)
+        errors = measure_profile(network, image, tile)
         data[task] = {
-            "photo": f"astronaut, centre {tile}x{2 * tile}",
+            "photo": f"astronaut, centre {tile - align}x{2 * tile - align}",
             "weights": "random, seed 0, full-size official architecture",
             "rms_error": [float(f"{e:.3g}") for e in errors],
         }
@@ -97,12 +126,15 @@ def seam_table(task: str, size: int, tiles: list[int], overlaps: list[int | None
     rows = [["task", "photo", "px", "tile", "overlap", "PSNR tiled vs whole", "predicted"]]
     for name in photos:
         image = photo(name, size, size)
-        whole = restore(network, image, 0, None)
+        whole = restore(network, image, 0, None).image
+        padded = (padded_size(size, config.pad_multiple),) * 2
         for tile in tiles:
             for chosen in overlaps:
-                used = overlap.default_overlap(config, tile) if chosen is None else chosen
-                measured = psnr(restore(network, image, tile, used) * 255, whole * 255)
-                predicted = overlap.expected_psnr(config, tile, used)
+                used = overlap.image_overlap(config, padded, (size, size), tile) \
+                    if chosen is None else chosen
+                measured = psnr(restore(network, image, tile, used).image * 255, whole * 255)
+                side = side_for_core(padded, (size, size), tile, used, config.pad_multiple)
+                predicted = overlap.grid_psnr(config, overlap.tile_grid(config, padded, side, used))
                 label = f"{used} (default)" if chosen is None else str(used)
                 rows.append([task, name, str(size), str(tile), label, f"{measured:.1f} dB",
                              f"{predicted:.1f} dB"])

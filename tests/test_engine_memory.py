@@ -30,7 +30,7 @@ def test_exact_statistics_spill_to_disk_and_estimate_only_when_asked() -> None:
 
     def plan(budget: int, statistics: str = "auto"):
         inputs = PlanInputs(config, costs, (1040, 1040), Budget(budget, budget, True), 32, None,
-                            statistics, torch.device("cpu"), segments)
+                            statistics, torch.device("cpu"), segments, (1030, 1030))
         return choose_plan(inputs, None)
 
     roomy, tight, estimated = plan(20 * 2**30), plan(3 * 2**30), plan(3 * 2**30, "estimate")

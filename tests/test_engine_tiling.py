@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from adacode_cli.engine.canvas import BlendCanvas
-from adacode_cli.engine.tiling import plan_tiles
+from adacode_cli.engine.tiling import plan_tiles, side_for_core
+from adacode_cli.model.config import AdaCodeConfig
+from adacode_cli.model.padding import padded_size
+from engine_helpers import photo_like, psnr, tiny_restorer
 
 
 @pytest.mark.parametrize(
@@ -53,3 +57,44 @@ def test_blending_reassembles_tiles_cut_from_one_image() -> None:
                               tile.left * 4 : (tile.left + tile.width) * 4])
     expected = truth[:, : 190 * 4, : 250 * 4].permute(1, 2, 0).numpy()
     assert np.abs(canvas.image - expected).max() < 1e-5
+
+
+@pytest.mark.parametrize(("size", "tile", "overlap", "length"),
+                         [(512, 320, 64, 288), (1056, 288, 64, 288), (512, 512, 64, 512)])
+def test_tiles_are_no_longer_than_their_count_needs(size, tile, overlap, length) -> None:
+    axis = plan_tiles(size, size, tile, overlap, align=32, unit=4, blend=32).rows
+    assert axis.length == length
+    assert all(b - a <= length - overlap for a, b in itertools.pairwise(axis.starts))
+
+
+@pytest.mark.parametrize(("task", "scale"), [("sr", 2), ("sr", 4), ("inpaint", 1)])
+@pytest.mark.parametrize(("height", "width"), [(480, 480), (500, 1000), (1024, 300), (97, 2000)])
+@pytest.mark.parametrize("core", [96, 240, 512])
+def test_tile_is_the_part_each_tile_owns_as_the_official_tile_size(
+    task: str, scale: int, height: int, width: int, core: int
+) -> None:
+    """`--tile N`: at most ceil(side / N) tiles per axis, as the official tiling counts them,
+    each at most the pixels it owns plus the overlap, rounded up to the alignment (so no more
+    work along an axis than those tiles; fewer where the rounding lets fewer tiles cover it)."""
+    config = AdaCodeConfig.official(task, scale)  # type: ignore[arg-type]
+    align = config.pad_multiple
+    padded = padded_size(height, align), padded_size(width, align)
+    overlap = 2 * align
+    side = side_for_core(padded, (height, width), core, overlap, align)
+    grid = plan_tiles(*padded, side, overlap, align, config.latent_factor, overlap // 2)
+    budget = -(-(core + overlap) // align) * align
+    for axis, own in ((grid.rows, height), (grid.cols, width)):
+        count = len(axis.starts)
+        assert count <= math.ceil(own / core)
+        assert axis.length <= budget or count == 1
+        assert count * axis.length <= max(math.ceil(own / core) * budget, axis.length)
+
+
+def test_a_restore_with_tile_n_cuts_as_many_tiles_as_the_official_tiling() -> None:
+    image = photo_like(240, 360)
+    restorer = tiny_restorer("sr", 2, tile=120, statistics="exact")
+    result = restorer.restore(image)
+    assert result.tiles == math.ceil(240 / 120) * math.ceil(360 / 120)
+    whole = tiny_restorer("sr", 2, tile=0).restore(image).image
+    assert psnr(result.image, whole) >= 40
+    assert not [n for n in result.notices if "expected to show seams" in n]

@@ -2,14 +2,16 @@
 
 Image-wide statistics make a tile normalise like the whole image, but its receptive field still
 reaches past its border: output pixels near a cut edge differ from the whole-image output. The
-profile (`seam_profile.json`, written by `benchmarks/seams.py`) is the RMS output error of a tile
-at each distance, in input pixels, from a cut edge, measured per model on a real photo. From it
-`expected_psnr` predicts PSNR(tiled, whole) for a tile size and overlap on the tiling the engine
-uses (seams in the middle of each overlap, raised-cosine blend over half of it, errors of the
-two tiles under a blend band independent), conservatively for an image covered by many tiles.
-`default_overlap` is the smallest aligned overlap predicted to keep `TARGET_DB + MARGIN_DB`;
-where none up to half the tile does, half the tile, and a notice. Checked against PSNR measured
-on photos by `benchmarks/cpu.py --seams` (README, "Seams").
+profile (`seam_profile.json`, written by `benchmarks/seams.py --profile`) is the RMS output
+error of a tile at each distance, in input pixels, from a cut edge, measured per model on a
+real photo cut into two abutting tiles that are given the whole image's statistics.
+`grid_psnr` predicts PSNR(tiled, whole) for an actual tile grid (its tiles, seams and blend
+bands; errors of the two tiles under a blend band independent), `expected_psnr` for an image
+many tiles wide. `image_overlap` is the default for `--tile N` on one image: the smallest
+aligned overlap whose grid is predicted to keep `TARGET_DB + MARGIN_DB` (a 2 x 2 grid has fewer
+seams than a 9 x 9 one, so it may need less), `default_overlap` the same for images many tiles
+wide and for automatic tiles. Checked against PSNR measured on photos by `benchmarks/seams.py`
+(README, "Seams").
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adacode_cli.engine.canvas import _ramp
+from adacode_cli.engine.canvas import _axis_weights, _ramp
+from adacode_cli.engine.tiling import Axis, TileGrid, plan_tiles, side_for_core
 from adacode_cli.model.config import AdaCodeConfig
 
 if TYPE_CHECKING:
@@ -31,7 +34,9 @@ if TYPE_CHECKING:
 
 PROFILE_PATH = Path(__file__).with_name("seam_profile.json")
 TARGET_DB = 40.0  # below this, seams can be seen on a careful look
-MARGIN_DB = 1.0  # the default aims this far above the target (photos differ from the profile's)
+# the default aims this far above the target: near 40 dB the prediction measured 1.1-4.9 dB
+# above PSNR on photos (sr-x2, 480 px, benchmarks/seams.py; README, Seams)
+MARGIN_DB = 5.0
 GUARANTEED_TILE = 192  # automatic tiles are at least this large (or 4x the overlap)
 MAX_SHARE = 0.5  # overlap at most half the tile: at most 4x the work of tiles without overlap
 # at least two alignment steps of overlap, so every seam gets a blend band: tiles that only
@@ -108,23 +113,55 @@ def expected_psnr(
     return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
+def grid_psnr(config: AdaCodeConfig, grid: TileGrid, profile: SeamProfile | None = None
+              ) -> float:
+    """PSNR(tiled, whole) the profile predicts for this very grid (its tiles, seams and blend
+    bands over the padded image; cut edges only where a tile ends inside the image); inf where
+    no profile is known or one tile covers the image."""
+    profile = profile or profile_for(config)
+    if profile is None or len(grid) == 1:
+        return math.inf
+    rows_a, rows_b = _axis_terms(grid.rows, grid.height, profile)
+    cols_a, cols_b = _axis_terms(grid.cols, grid.width, profile)
+    mse = rows_a * cols_b + rows_b * cols_a  # a pixel's error adds both axes' cuts
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def _axis_terms(axis: Axis, size: int, profile: SeamProfile) -> tuple[float, float]:
+    """Means over one axis of sum_t w_t^2 e_t^2 (blend weight w, squared cut error e^2 of
+    tile t) and of sum_t w_t^2."""
+    a, b = np.zeros(size), np.zeros(size)
+    for index, start in enumerate(axis.starts):
+        low, high = axis.support(index, size)
+        weights = _axis_weights(axis, index, size, 1).double().numpy() ** 2
+        position = np.arange(low, high)
+        squared = np.zeros(high - low)
+        if start > 0:
+            squared += profile.error(position - start) ** 2
+        if start + axis.length < size:
+            squared += profile.error(start + axis.length - 1 - position) ** 2
+        a[low:high] += weights * squared
+        b[low:high] += weights
+    return float(a.mean()), float(b.mean())
+
+
 def default_overlap(
     config: AdaCodeConfig, tile: int | None, profile: SeamProfile | None = None
 ) -> int:
-    """The overlap (input px) for tiles of side `tile`: the smallest aligned overlap from
-    MIN_OVERLAP_STEPS alignment steps up to half the tile predicted to keep TARGET_DB +
-    MARGIN_DB, else half the tile. For automatic tiles
-    (`tile` None or 0), which the planner keeps at least 4x the overlap wide, the smallest
-    overlap that keeps it on tiles of max(GUARANTEED_TILE, 4 x overlap)."""
+    """The overlap (input px) for tiles that each own `tile` x `tile` pixels (`--tile`) on an
+    image many tiles wide: the smallest aligned overlap from MIN_OVERLAP_STEPS alignment steps
+    up to the core itself predicted to keep TARGET_DB + MARGIN_DB on tiles of core plus
+    overlap, else the core (half the computed tile). For automatic tiles (`tile` None or 0),
+    which the planner keeps at least 4x the overlap wide, the smallest overlap that keeps it on
+    tiles of max(GUARANTEED_TILE, 4 x overlap). `image_overlap` refines it for one image."""
     profile = profile or profile_for(config)
     align = config.pad_multiple
     if profile is None:
         return 2 * align  # 16 latent pixels of context on each side of a seam
     least = MIN_OVERLAP_STEPS * align
     if tile:
-        side = max(tile // align * align, align)
-        largest = int(side * MAX_SHARE) // align * align
-        candidates = [(side, o) for o in range(min(least, largest), largest + 1, align)]
+        core = max(tile // align * align, align)
+        candidates = [(core + o, o) for o in range(min(least, core), core + 1, align)]
     else:
         candidates = [(max(GUARANTEED_TILE, 4 * o), o)
                       for o in range(least, MAX_AUTO_OVERLAP + 1, align)]
@@ -134,12 +171,42 @@ def default_overlap(
     return candidates[-1][1]
 
 
-def seam_notices(config: AdaCodeConfig, plan: Plan, overlap: int) -> list[str]:
-    """One notice when this plan's tiles are expected to show seams (below TARGET_DB, or an
-    overlap narrower than MIN_OVERLAP_STEPS alignment steps)."""
+def image_overlap(config: AdaCodeConfig, padded: tuple[int, int], image: tuple[int, int],
+                  core: int) -> int:
+    """The default overlap for `--tile core` on one image (its `padded` and own `image`
+    (height, width)): the smallest
+    aligned overlap from MIN_OVERLAP_STEPS alignment steps up to the core whose actual grid is
+    predicted to keep TARGET_DB + MARGIN_DB (a grid of few tiles has few seams), else the
+    largest of them."""
+    align = config.pad_multiple
+    if profile_for(config) is None:
+        return default_overlap(config, core)
+    largest = max(core // align * align, align)
+    candidates = range(min(MIN_OVERLAP_STEPS * align, largest), largest + 1, align)
+    for candidate in candidates:
+        side = side_for_core(padded, image, core, candidate, align)
+        if grid_psnr(config, tile_grid(config, padded, side, candidate)) >= TARGET_DB + MARGIN_DB:
+            return candidate
+    return candidates[-1]
+
+
+def tile_grid(config: AdaCodeConfig, padded: tuple[int, int], side: int, overlap: int,
+              blend: int | None = None) -> TileGrid:
+    """The engine's grid over a `padded` (height, width) input for tiles of `side` with
+    `overlap`, blended over `blend` pixels (default: half the overlap)."""
+    blend = overlap // 2 if blend is None else blend
+    return plan_tiles(*padded, side, overlap, config.pad_multiple, config.latent_factor, blend)
+
+
+def seam_notices(config: AdaCodeConfig, plan: Plan, padded: tuple[int, int],
+                 image: tuple[int, int]) -> list[str]:
+    """One notice when this plan's tiles on an image (its `padded` and own `image` (height,
+    width)) are expected to show seams (below TARGET_DB, or an overlap narrower than
+    MIN_OVERLAP_STEPS alignment steps)."""
     if plan.tile is None or plan.per_tile_statistics:
         return []
-    expected = expected_psnr(config, plan.tile, overlap)
+    overlap = plan.overlap
+    expected = grid_psnr(config, tile_grid(config, padded, plan.tile, overlap))
     narrow = overlap < MIN_OVERLAP_STEPS * config.pad_multiple
     measured = _measured_tile(config)
     if expected >= TARGET_DB and not narrow and plan.tile >= measured:
@@ -150,11 +217,12 @@ def seam_notices(config: AdaCodeConfig, plan: Plan, overlap: int) -> list[str]:
         reason = f"about {expected:.0f} dB against the whole image"
     else:
         reason = "too narrow a band to blend them"
-    suggested = default_overlap(config, plan.tile)
-    if plan.tile >= measured and expected_psnr(config, plan.tile, suggested) >= TARGET_DB:
+    suggested = _overlap_that_keeps_target(config, padded, plan.tile)
+    if plan.tile >= measured and suggested is not None:
         advice = f"--tile-overlap {suggested} keeps {TARGET_DB:.0f} dB"
     else:
-        advice = f"--tile {_tile_that_keeps_target(config, plan.tile)} or more keeps it"
+        core = _core_that_keeps_target(config, padded, image, plan.tile)
+        advice = f"--tile {core} or more keeps it"
     return [f"{plan.tile} px tiles with {overlap} px overlap are expected to show seams "
             f"({reason}); {advice}"]
 
@@ -165,10 +233,30 @@ def _measured_tile(config: AdaCodeConfig) -> int:
     return 0 if profile is None else len(profile.rms_error)
 
 
-def _tile_that_keeps_target(config: AdaCodeConfig, tile: int) -> int:
-    """The smallest aligned tile side above `tile` whose default overlap keeps TARGET_DB."""
+def _overlap_that_keeps_target(config: AdaCodeConfig, padded: tuple[int, int], side: int
+                               ) -> int | None:
+    """The smallest aligned overlap, up to half of tiles of `side`, that keeps TARGET_DB on
+    this image; None where none does."""
     align = config.pad_multiple
-    side = max(tile // align * align + align, _measured_tile(config))
-    while side < 4096 and expected_psnr(config, side, default_overlap(config, side)) < TARGET_DB:
-        side += align
-    return side
+    for candidate in range(MIN_OVERLAP_STEPS * align, side // 2 + 1, align):
+        if grid_psnr(config, tile_grid(config, padded, side, candidate)) >= TARGET_DB:
+            return candidate
+    return None
+
+
+def _core_that_keeps_target(config: AdaCodeConfig, padded: tuple[int, int],
+                            image: tuple[int, int], side: int) -> int:
+    """The smallest aligned `--tile` (the pixels a tile owns) whose tiles on this image, with
+    their default overlap, are larger than `side`, at least the profile's tile, and keep
+    TARGET_DB."""
+    align = config.pad_multiple
+    core = align
+    while core < max(image):
+        overlap = image_overlap(config, padded, image, core)
+        computed = side_for_core(padded, image, core, overlap, align)
+        grid = tile_grid(config, padded, computed, overlap)
+        if (computed > side and computed >= _measured_tile(config)
+                and grid_psnr(config, grid) >= TARGET_DB):
+            break
+        core += align
+    return core

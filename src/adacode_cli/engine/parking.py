@@ -5,10 +5,9 @@ Every register is kept in the compute precision (autocast leaves some residual s
 the next segment casts them down anyway), and registers that alias one tensor (the encoder
 features the decoder reads again) are kept once.
 
-Spilling writes each batch's registers to the end of one file and reads them back through a
-memory map in the next segment, which writes to a second file: two files per image, the older
-deleted as soon as a segment is done, in a private temporary folder removed on every exit
-(success, error or interrupt).
+Spilling writes each batch's registers to a file of its own, which the next segment reads back
+and deletes at once, so the disk holds about one segment's registers (plus one batch), in a
+private temporary folder removed on every exit (success, error or interrupt).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -86,50 +84,47 @@ class _Stored:
 
 
 class DiskLot:
-    """Registers spilled to files in `folder`: written by one segment, read by the next."""
+    """Registers spilled to files in `folder`, one per tile batch and segment: written by one
+    segment, read back and deleted by the next, so the disk holds about one segment's
+    registers at a time (the batches not yet read and those already written)."""
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         self.folder, self.device, self.dtype = folder, device, dtype
         self.generation = 0
         self.reading: dict[int, tuple[dict[int, _Stored], dict[str, int]]] = {}
         self.writing: dict[int, tuple[dict[int, _Stored], dict[str, int]]] = {}
-        self.out: BinaryIO = open(self._file(0), "wb")  # noqa: SIM115 (closed in close())
 
-    def _file(self, generation: int) -> Path:
-        return self.folder / f"registers-{generation % 2}.bin"
+    def _file(self, generation: int, position: int) -> Path:
+        return self.folder / f"registers-{generation}-{position}.bin"
 
     def put(self, position: int, regs: Registers) -> None:
         tensors, names = _compact(regs, self.dtype)
         stored = {}
-        for key, value in tensors.items():
-            host = value.detach().to("cpu").contiguous()
-            raw = host.reshape(-1).view(torch.uint8).numpy()
-            stored[key] = _Stored(self.out.tell(), raw.nbytes, tuple(host.shape), host.dtype)
-            self.out.write(memoryview(raw))
+        with open(self._file(self.generation, position), "wb") as out:
+            for key, value in tensors.items():
+                host = value.detach().to("cpu").contiguous()
+                raw = host.reshape(-1).view(torch.uint8).numpy()
+                stored[key] = _Stored(out.tell(), raw.nbytes, tuple(host.shape), host.dtype)
+                out.write(memoryview(raw))
+                out.write(bytes(-raw.nbytes % 8))  # the next tensor starts aligned for any dtype
         self.writing[position] = (stored, names)
 
     def take(self, position: int) -> Registers:
         stored, names = self.reading.pop(position)
-        tensors = {}
-        path = self._file(self.generation - 1)
-        for key, item in stored.items():
-            mapped = np.memmap(path, dtype=np.uint8, mode="r", offset=item.offset,
-                               shape=(item.nbytes,))
-            raw = torch.from_numpy(np.array(mapped))
-            del mapped
-            tensors[key] = raw.view(item.dtype).reshape(item.shape).to(self.device)
+        path = self._file(self.generation - 1, position)
+        raw = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
+        path.unlink()
+        tensors = {
+            key: raw[item.offset : item.offset + item.nbytes].view(item.dtype)
+            .reshape(item.shape).to(self.device)
+            for key, item in stored.items()
+        }
         return {name: tensors[key] for name, key in names.items()}
 
     def next_segment(self) -> None:
-        """The file just written becomes the one read; the one read before is deleted."""
-        self.out.close()
-        self._file(self.generation - 1).unlink(missing_ok=True)
+        """The batches just written become the ones read next."""
         self.generation += 1
         self.reading, self.writing = self.writing, {}
-        self.out = open(self._file(self.generation), "wb")  # noqa: SIM115
-
-    def close(self) -> None:
-        self.out.close()
 
 
 def check_disk_space(folder: Path, needed: int) -> None:
@@ -162,8 +157,4 @@ def parking_lot(
         yield MemoryLot(device, dtype, on_host=where == "host")
         return
     with spill_folder(spill_bytes) as folder:
-        lot = DiskLot(folder, device, dtype)
-        try:
-            yield lot
-        finally:
-            lot.close()
+        yield DiskLot(folder, device, dtype)

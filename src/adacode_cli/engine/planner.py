@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from adacode_cli.engine.memory import MemoryProfile
-from adacode_cli.engine.tiling import tile_count
+from adacode_cli.engine.tiling import side_for_core, tile_count
 from adacode_cli.model.config import AdaCodeConfig
 
 MAX_AUTO_BATCH = 8
@@ -46,6 +46,7 @@ class PlanInputs:
     statistics: str  # auto | exact | estimate | tile
     device: torch.device
     segments: int  # layered segments of the network's step graph
+    image: tuple[int, int]  # the image's own (height, width), before padding
 
     @property
     def exact(self) -> int:
@@ -64,6 +65,7 @@ class Plan:
     per_tile_statistics: bool = False  # the official behaviour: every tile normalises itself
     parking: str = "device"  # where layered registers wait: device | host | disk
     spill_bytes: int = 0  # disk space for registers parked on disk
+    overlap: int = 0  # input px neighbouring tiles share
 
     @classmethod
     def whole(cls) -> Plan:
@@ -80,22 +82,26 @@ class Plan:
         profile, budget = inputs.profile, inputs.budget
         size = _batch_size(inputs, side)
         if inputs.statistics == "tile":
-            return cls(side, size, per_tile_statistics=True)
+            return cls(side, size, per_tile_statistics=True, overlap=inputs.overlap)
         working = profile.stream_bytes(side * side * size)
         covered = tile_pixels(height, width, side, inputs.overlap)
         parked = profile.parked_bytes(covered, inputs.exact)
         if parked <= (budget.host if budget.shared else budget.device) - working:
-            return cls(side, size, inputs.exact)
+            return cls(side, size, inputs.exact, overlap=inputs.overlap)
         room = budget.host - (working if budget.shared else 0)
         if parked <= room:
-            return cls(side, size, inputs.exact, parking="host")
+            return cls(side, size, inputs.exact, parking="host", overlap=inputs.overlap)
         if inputs.statistics != "estimate":
-            return cls(side, size, inputs.exact, parking="disk", spill_bytes=2 * parked)
+            # one segment's registers, and the batch being written before the last is read
+            spill = parked + profile.parked_bytes(side * side * size, inputs.exact)
+            return cls(side, size, inputs.exact, parking="disk", spill_bytes=spill,
+                       overlap=inputs.overlap)
         exact = inputs.exact
         while exact > 0 and profile.parked_bytes(covered, exact) > room:
             exact -= 1
         scale = min(0.9, math.sqrt(max(room, 0) / max(parked, 1)))
-        return cls(side, size, exact, max(scale, MIN_ESTIMATE_SCALE), parking="host")
+        return cls(side, size, exact, max(scale, MIN_ESTIMATE_SCALE), parking="host",
+                   overlap=inputs.overlap)
 
 
 def _batch_size(inputs: PlanInputs, side: int) -> int:
@@ -135,7 +141,8 @@ def smallest_tile(config: AdaCodeConfig, overlap: int) -> int:
 
 
 def choose_plan(inputs: PlanInputs, tile: int | None) -> Plan:
-    """Pick a plan; `tile` None means automatic, 0 the whole image.
+    """Pick a plan; `tile` None means automatic, 0 the whole image, N tiles that each own
+    about N x N input pixels (as the official `tile_size`) plus the overlap around them.
 
     Automatic tiles try sizes from the largest that fits downwards until the exact statistics
     fit beside them on the compute device; when none does, the largest tile parks its
@@ -150,7 +157,8 @@ def choose_plan(inputs: PlanInputs, tile: int | None) -> Plan:
         return Plan.whole()
     smallest = smallest_tile(inputs.config, inputs.overlap)
     if tile is not None:
-        return Plan.tiled(inputs, max(tile // align * align, smallest))
+        side = side_for_core(inputs.padded, inputs.image, tile, inputs.overlap, align)
+        return Plan.tiled(inputs, max(side, smallest))
     side = max(largest_tile(profile, budget.device, 1, align), smallest)
     first = candidate = Plan.tiled(inputs, side)
     floor = max(4 * inputs.overlap, smallest)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from adacode_cli.engine.canvas import TileOutputs, quantise
 from adacode_cli.engine.compile import compiled_network
 from adacode_cli.engine.device import resolve_device
 from adacode_cli.engine.executor import TileExecutor, TileRun
-from adacode_cli.engine.overlap import default_overlap, seam_notices
+from adacode_cli.engine.overlap import default_overlap, image_overlap, seam_notices, tile_grid
 from adacode_cli.engine.planner import (
     Budget,
     Plan,
@@ -34,7 +34,7 @@ from adacode_cli.engine.planner import (
     smallest_tile,
 )
 from adacode_cli.engine.precision import resolve_precision
-from adacode_cli.engine.tiling import Tile, TileGrid, plan_tiles
+from adacode_cli.engine.tiling import Tile
 from adacode_cli.errors import AdaCodeError, ImageError
 from adacode_cli.model.checkpoint import load_network
 from adacode_cli.model.config import AdaCodeConfig
@@ -86,7 +86,7 @@ class RestoreOptions:
     batch_size: int | None = None  # tiles per batch
     statistics: str = "auto"  # auto | exact | estimate | tile (official per-tile norms)
     memory_limit: int | None = None  # bytes: the process on the CPU, the GPU's allocations
-    channels_last: bool | None = None  # NHWC; None: where it measured faster (whole, on CPU)
+    channels_last: bool | None = None  # NHWC; None: where it measured faster (the CPU)
     compile: str = "auto"  # auto | on | off: torch.compile the whole-image path (engine.compile)
 
 
@@ -179,7 +179,7 @@ class Restorer:
         )
         self.dtype = self._precision.dtype
         self.network = network.eval().to(self.device)
-        self._channels_last = False
+        self._channels_last = self._use_layout()
         self._profile: memory.MemoryProfile | None = None
         self.executor = TileExecutor(self.network, self.device, self._precision)
         self._whole = compiled_network(self.network, self.options.compile, self.device,
@@ -201,9 +201,21 @@ class Restorer:
 
     @property
     def overlap(self) -> int:
+        """The overlap of the options on an image many tiles wide (`plan` refines the default
+        per image)."""
         if self.options.tile_overlap is None:
             return default_overlap(self.config, self.options.tile)
         return self.options.tile_overlap
+
+    def _image_overlap(self, padded: tuple[int, int], image: tuple[int, int], tile: int | None
+                       ) -> int:
+        """The overlap for one image: as asked, else for `--tile` the smallest that keeps the
+        seams on this image's grid, else the automatic default."""
+        if self.options.tile_overlap is not None:
+            return self.options.tile_overlap
+        if tile:
+            return image_overlap(self.config, padded, image, tile)
+        return default_overlap(self.config, tile)
 
     def restore(
         self,
@@ -273,7 +285,7 @@ class Restorer:
                 if not _is_out_of_memory(error):
                     raise
                 plan = self._smaller(plan, x)
-        result.notices = [*self._precision_notices, *self._notices(first, plan)]
+        result.notices = [*self._precision_notices, *self._notices(first, plan, x)]
         return result
 
     def _whole_batches(self, x: torch.Tensor, dtype: np.dtype, with_weight_map: bool,
@@ -304,16 +316,21 @@ class Restorer:
 
     def plan(self, height: int, width: int, tile: int | None = None,
              batch: int | None = None) -> Plan:
-        """The plan for an image of this size (`tile`/`batch`: the options' unless given)."""
+        """The plan for an image of this size (`tile`, the pixels each tile owns, and `batch`:
+        the options' unless given)."""
+        tile = self.options.tile if tile is None else tile
+        return choose_plan(self._plan_inputs(height, width, batch, tile), tile)
+
+    def _plan_inputs(self, height: int, width: int, batch: int | None, tile: int | None
+                     ) -> PlanInputs:
         multiple = self.config.pad_multiple
-        inputs = PlanInputs(
-            self.config, self._memory_profile(),
-            (padded_size(height, multiple), padded_size(width, multiple)),
-            self._budget(height, width), self.overlap,
+        padded = padded_size(height, multiple), padded_size(width, multiple)
+        return PlanInputs(
+            self.config, self._memory_profile(), padded, self._budget(height, width),
+            self._image_overlap(padded, (height, width), tile),
             self.options.batch_size if batch is None else batch, self.options.statistics,
-            self.device, len(self.executor.segments),
+            self.device, len(self.executor.segments), (height, width),
         )
-        return choose_plan(inputs, self.options.tile if tile is None else tile)
 
     def memory_estimate(self, height: int, width: int) -> MemoryEstimate:
         """What restoring an image of this size needs at the least (its input, output and
@@ -361,17 +378,14 @@ class Restorer:
             device = limit - memory.device_allocated(self.device)
         return Budget(device, host, False)
 
-    def _use_layout(self, whole: bool) -> bool:
-        """Channels-last where asked, or by default where it measured faster: the whole-image
-        path on the CPU (tiles with image-wide statistics measured slower in it). The weights
-        are converted only when the choice changes."""
+    def _use_layout(self) -> bool:
+        """Channels-last where asked, or by default where it measured faster: on the CPU, whole
+        images and tiles alike (`benchmarks/cpu.py`); the weights are converted once."""
         wanted = self.options.channels_last
         if wanted is None:
-            wanted = whole and self.device.type == "cpu"
-        if wanted != self._channels_last:
-            layout = torch.channels_last if wanted else torch.contiguous_format
-            self.network.to(memory_format=layout)
-            self._channels_last = wanted
+            wanted = self.device.type == "cpu"
+        if wanted:
+            self.network.to(memory_format=torch.channels_last)
         return wanted
 
     def _free_cached(self) -> None:
@@ -385,11 +399,12 @@ class Restorer:
         multiple = self.config.pad_multiple
         side = plan.tile or max(padded_size(s, multiple) for s in x.shape[-2:])
         smaller = side // 2 // multiple * multiple
-        if smaller <= self.overlap:
+        if smaller <= plan.overlap:
             raise ImageError(f"out of memory even with {side} px tiles")
-        return self.plan(x.shape[-2], x.shape[-1], tile=smaller, batch=1)
+        inputs = self._plan_inputs(x.shape[-2], x.shape[-1], 1, None)
+        return Plan.tiled(replace(inputs, overlap=plan.overlap or inputs.overlap), smaller)
 
-    def _notices(self, first: Plan, final: Plan) -> list[str]:
+    def _notices(self, first: Plan, final: Plan, x: torch.Tensor) -> list[str]:
         notices = []
         if final.tile != first.tile:
             tried = "the whole image" if first.tile is None else f"{first.tile} px tiles"
@@ -400,18 +415,21 @@ class Restorer:
                 f"{len(self.executor.segments) - 1 - final.exact_segments} norm layers use "
                 f"statistics from a {final.estimate_scale:.2f}x copy (seams may show)"
             )
-        return notices + seam_notices(self.config, final, self.overlap)
+        multiple = self.config.pad_multiple
+        image = x.shape[-2], x.shape[-1]
+        padded = padded_size(image[0], multiple), padded_size(image[1], multiple)
+        return notices + seam_notices(self.config, final, padded, image)
 
     def _run(self, x: torch.Tensor, dtype: np.dtype, plan: Plan, with_weight_map: bool,
              progress: _Progress) -> list[RestoreResult]:
         """Images top-down: a batch whole, or one image padded, cut, its statistics gathered,
         its tiles run and blended."""
-        channels_last = self._use_layout(plan.tile is None)
+        channels_last = self._channels_last
         if plan.tile is None:
             return self._run_whole(x, dtype, with_weight_map, channels_last, progress)
         config = self.config
         padded = flip_pad(x, config.pad_multiple)
-        grid = self._grid(padded, plan.tile, blend=self.overlap // 2)
+        grid = tile_grid(config, (padded.shape[-2], padded.shape[-1]), plan.tile, plan.overlap)
         known = {} if plan.estimate_scale is None else self._estimate_statistics(x, plan,
                                                                                  progress)
         layered = 0 if plan.per_tile_statistics else plan.exact_segments
@@ -446,11 +464,6 @@ class Restorer:
                                              weight_map, 1, 0.0))
         return results
 
-    def _grid(self, padded: torch.Tensor, tile: int, blend: int) -> TileGrid:
-        config = self.config
-        return plan_tiles(padded.shape[-2], padded.shape[-1], tile, self.overlap,
-                          config.pad_multiple, config.latent_factor, blend)
-
     def _estimate_statistics(self, x: torch.Tensor, plan: Plan, progress: _Progress
                              ) -> dict[torch.nn.Module, Statistics]:
         """Every norm measured exactly on a downscaled copy (the `estimate` mode); the
@@ -459,7 +472,8 @@ class Restorer:
         small = F.interpolate(x, scale_factor=plan.estimate_scale, mode="bicubic",
                               antialias=True, align_corners=False).clamp(0, 1)
         padded = flip_pad(small, self.config.pad_multiple)
-        tiles = self._grid(padded, plan.tile, blend=0).tiles
+        tiles = tile_grid(self.config, (padded.shape[-2], padded.shape[-1]), plan.tile,
+                          plan.overlap, blend=0).tiles
         run = TileRun(padded, _batches(tiles, plan.batch), len(self.executor.segments) - 1,
                       "host")
         return self.executor.run(run, None, lambda fraction: progress.check())

@@ -43,8 +43,27 @@ def tile_count(size: int, tile: int, overlap: int) -> int:
     return math.ceil((size - overlap) / (tile - overlap))
 
 
+def covering_length(size: int, count: int, overlap: int, align: int) -> int:
+    """The shortest aligned tile length with which `count` tiles cover `size`, neighbours
+    sharing at least `overlap`."""
+    if count == 1:
+        return size
+    return -(-(size + (count - 1) * overlap) // (count * align)) * align
+
+
+def side_for_core(padded: tuple[int, int], image: tuple[int, int], core: int, overlap: int,
+                  align: int) -> int:
+    """The tile side at which each tile owns about `core` x `core` pixels, as the official
+    `tile_size`: ceil(image size / core) tiles along each axis of the `image` (height, width),
+    spread over its `padded` size, each extended by the overlap it shares with its
+    neighbours."""
+    return max(covering_length(size, -(-own // max(core, 1)), overlap, align)
+               for size, own in zip(padded, image, strict=True))
+
+
 def plan_axis(size: int, tile: int, overlap: int, align: int, unit: int, blend: int) -> Axis:
-    """Spread the fewest aligned tiles of `tile` pixels over `size` with at least `overlap`.
+    """Spread the fewest aligned tiles of at most `tile` pixels over `size` with at least
+    `overlap`, as short as that many tiles allow (no work on overlap beyond what they need).
 
     `size`, `tile` and `overlap` are multiples of `align`; seams fall on multiples of `unit` (the
     input pixels per latent pixel) so they map to whole pixels at every resolution of the network.
@@ -52,6 +71,7 @@ def plan_axis(size: int, tile: int, overlap: int, align: int, unit: int, blend: 
     count = tile_count(size, tile, overlap)
     if count == 1:
         return Axis((0,), size, (), 0)
+    tile = min(tile, covering_length(size, count, overlap, align))
     slots = (size - tile) // align
     starts = tuple(round(i * slots / (count - 1)) * align for i in range(count))
     seams = tuple(
