@@ -5,12 +5,15 @@ the shifted-window mask folded into one additive mask. The shift masks are cache
 size, and the (heads, N, N) bias is cached while no gradient is needed (inference), keyed by the
 bias table's version so a weight load invalidates it. Their sum, (windows x heads x N x N), is as
 large as the attention scores themselves, so it is built per call and freed with them rather than
-kept: cached, it held about 49 KB per latent pixel after a forward. `attention="math"` keeps the
-plain formulation of the paper's code, used by the tests to prove the fast path equal.
+kept: cached, it held about 49 KB per latent pixel after a forward. The linear layers run in
+oneDNN at inference on the CPU (`Linear`), with the MLP's GELU fused into its first layer.
+`set_attention("math")` keeps the plain formulation of the paper's code (explicit attention,
+`F.linear`), used by the tests to prove the fast path equal and by the benchmarks' reference.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import torch
@@ -61,15 +64,89 @@ def shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) ->
     return mask.to(device)
 
 
+class DerivedTensor:
+    """A tensor derived from parameters (a bias lookup, a 16-bit weight copy), kept while no
+    gradient can flow into them and rebuilt when one of them changes (a weight load)."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._value: torch.Tensor | None = None
+
+    def get(self, sources: tuple[torch.Tensor, ...], tag: object,
+            make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        if torch.compiler.is_compiling() or (
+            torch.is_grad_enabled() and any(s.requires_grad for s in sources)
+        ):
+            return make()
+        # inference tensors have no version counter; they cannot change outside inference mode
+        key = (tag, *((s.device, -1 if s.is_inference() else s._version, s.data_ptr())
+                      for s in sources))
+        if key != self._key or self._value is None:
+            self._key, self._value = None, None  # free the old copy before building the new
+            self._value, self._key = make(), key
+        return self._value
+
+
+def _onednn_linear_available() -> bool:
+    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+class Linear(nn.Linear):
+    """`nn.Linear` (same keys) whose inference on the CPU runs in oneDNN.
+
+    PyTorch's CPU `addmm` goes to MKL, which on this project's AMD CPU ran fp32 at 0.4x the
+    speed of oneDNN's kernel, and its bf16 path copies the broadcast bias into the output before
+    the product; oneDNN adds the bias (and an optional GELU) inside the product. fp32 stays
+    fp32 (a different summation order, 1e-6 relative); under CPU autocast the weights are cast
+    once and kept, not on every call. `kernel = "aten"` is the plain `F.linear`.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features)
+        self.kernel = "onednn"
+        self._cast = DerivedTensor()
+
+    def forward(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+        dtype = self._onednn_dtype(x)
+        if dtype is None:
+            y = super().forward(x)
+            return F.gelu(y) if gelu else y
+        weight, bias = self.weight, self.bias
+        if dtype != weight.dtype:
+            packed = self._cast.get((weight, bias), dtype,
+                                    lambda: torch.cat([weight.flatten(), bias]).to(dtype))
+            weight = packed[: weight.numel()].view(weight.shape)
+            bias = packed[weight.numel() :]
+        return torch.ops.mkldnn._linear_pointwise(
+            x.to(dtype), weight, bias, "gelu" if gelu else "none", [], "none" if gelu else ""
+        )
+
+    def _onednn_dtype(self, x: torch.Tensor) -> torch.dtype | None:
+        """The dtype oneDNN computes in here, or None where the plain path must run (training,
+        other devices and dtypes, no oneDNN)."""
+        if self.kernel != "onednn" or x.device.type != "cpu" or (
+            torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        ):
+            return None
+        dtype = x.dtype
+        if torch.is_autocast_enabled("cpu"):
+            dtype = torch.get_autocast_dtype("cpu")
+        if dtype not in (torch.float32, torch.bfloat16) or not _onednn_linear_available():
+            return None
+        if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return None
+        return dtype
+
+
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(self.fc1(x, gelu=True))
 
 
 class WindowAttention(nn.Module):
@@ -87,9 +164,9 @@ class WindowAttention(nn.Module):
         self.register_buffer(
             "relative_position_index", _relative_position_index(window).clone(), persistent=False
         )
-        self.qkv = nn.Linear(dim, dim * 3)
-        self.proj = nn.Linear(dim, dim)
-        self._bias_cache: dict[tuple, torch.Tensor] = {}
+        self.qkv = Linear(dim, dim * 3)
+        self.proj = Linear(dim, dim)
+        self._bias_cache = DerivedTensor()
 
     def position_bias(self) -> torch.Tensor:
         """(heads, N, N) bias looked up from the table."""
@@ -99,17 +176,8 @@ class WindowAttention(nn.Module):
 
     def _cached_bias(self, dtype: torch.dtype) -> torch.Tensor:
         """`position_bias()` in `dtype`, cached while no gradient can flow into the table."""
-        table = self.relative_position_bias_table
-        if (torch.is_grad_enabled() and table.requires_grad) or torch.compiler.is_compiling():
-            return self.position_bias().to(dtype)
-        # inference tensors have no version counter; they cannot change outside inference mode
-        version = -1 if table.is_inference() else table._version
-        key = (dtype, table.device, version, table.data_ptr())
-        bias = self._bias_cache.get(key)
-        if bias is None:
-            self._bias_cache.clear()
-            bias = self._bias_cache[key] = self.position_bias().to(dtype)
-        return bias
+        return self._bias_cache.get((self.relative_position_bias_table,), dtype,
+                                    lambda: self.position_bias().to(dtype))
 
     def _additive_mask(self, shift: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
         """(1, windows*heads or heads, N, N): the bias, plus the shift mask for shifted blocks."""
@@ -226,7 +294,10 @@ class SwinLayers(nn.Module):
         return tokens.transpose(1, 2).reshape(b, c, h, w)
 
     def set_attention(self, mode: str) -> None:
-        """Switch every window attention between "sdpa" (fast) and "math" (reference)."""
+        """Switch every window attention between "sdpa" (fast: SDPA, oneDNN linear layers) and
+        "math" (reference: the paper code's explicit attention and `F.linear`)."""
         for module in self.modules():
             if isinstance(module, WindowAttention):
                 module.attention = mode
+            if isinstance(module, Linear):
+                module.kernel = "aten" if mode == "math" else "onednn"
