@@ -79,6 +79,29 @@ class NormLayer(nn.Module):
         return self.norm(x)
 
 
+def _records_gradient(x: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+class FreshSiLU(nn.SiLU):
+    """The SiLU after a norm, whose fresh output nothing else holds: computed in place where
+    no gradient is recorded (one pass over memory instead of a read plus a newly allocated
+    write)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x, inplace=not _records_gradient(x))
+
+
+def residual_add(out: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """`out + skip` where `out` is a fresh result nothing else holds: added into `out` where
+    no gradient is recorded and the dtype allows it."""
+    if _records_gradient(out) or _records_gradient(skip) or out.dtype != torch.result_type(
+        out, skip
+    ):
+        return out + skip
+    return out.add_(skip)
+
+
 class ResBlock(nn.Module):
     """Pre-activation residual block (GroupNorm, SiLU, conv) x 2, as in taming/FeMaSR."""
 
@@ -86,15 +109,15 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv = nn.Sequential(
             NormLayer(channels, groups, eps),
-            nn.SiLU(),
+            FreshSiLU(),
             nn.Conv2d(channels, channels, 3, padding=1),
             NormLayer(channels, groups, eps),
-            nn.SiLU(),
+            FreshSiLU(),
             nn.Conv2d(channels, channels, 3, padding=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x) + x
+        return residual_add(self.conv(x), x)
 
 
 def down_block(in_ch: int, out_ch: int, groups: int, eps: float) -> nn.Sequential:

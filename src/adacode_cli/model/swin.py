@@ -49,6 +49,23 @@ def _relative_position_index(window: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=32)
+def window_order(batch: int, h: int, w: int, window: int, shift: int, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row indices into a (batch * h * w, C) token map: gathering `order` gives the windows of
+    the map rolled by -`shift` as `window_partition` lays them out; gathering `inverse` from
+    the windows gives the map back, rolled back. Built as normal tensors even inside inference
+    mode: autograd saves the indices of a later training step."""
+    with torch.inference_mode(False):
+        tokens = torch.arange(batch * h * w, device="cpu").view(batch, h, w, 1)
+        if shift:
+            tokens = torch.roll(tokens, shifts=(-shift, -shift), dims=(1, 2))
+        order = window_partition(tokens, window).reshape(-1)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(order.numel())
+        return order.to(device), inverse.to(device)
+
+
+@lru_cache(maxsize=32)
 def shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -> torch.Tensor:
     """Additive mask (windows, N, N) that stops tokens from attending across a cyclic-shift seam."""
     region = torch.zeros(1, h, w, 1, device="cpu")
@@ -179,32 +196,30 @@ class WindowAttention(nn.Module):
         return self._bias_cache.get((self.relative_position_bias_table,), dtype,
                                     lambda: self.position_bias().to(dtype))
 
-    def _additive_mask(self, shift: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-        """(1, windows*heads or heads, N, N): the bias, plus the shift mask for shifted blocks."""
+    def _additive_mask(self, shift: torch.Tensor | None, dtype: torch.dtype, windows: int
+                       ) -> torch.Tensor:
+        """(windows or 1, heads, N, N): the bias, plus the shift mask for shifted blocks, for
+        `windows` windows (a batch of maps repeats the map's mask)."""
         bias = self._cached_bias(dtype)
         if shift is None:
             return bias.unsqueeze(0)
-        n = bias.shape[-1]
-        return (shift.to(dtype)[:, None] + bias[None]).reshape(1, -1, n, n)
+        mask = shift.to(dtype)[:, None] + bias[None]
+        return mask.repeat(windows // len(shift), 1, 1, 1) if windows > len(shift) else mask
 
     def forward(self, x: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
-        """x: (B * windows, N, C); shift: the (windows, N, N) mask of an (H, W) map, or None."""
+        """x: (B * windows, N, C); shift: the (windows, N, N) mask of an (H, W) map, or None.
+
+        The fused kernel reads q, k and v as strided views of the qkv output and writes its
+        output token-major, so the heads are split and merged without copies."""
         bw, n, c = x.shape
         qkv = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if self.attention == "math":
             out = self._math_attention(q, k, v, shift)
         else:
-            mask = self._additive_mask(shift, q.dtype)
-            windows = 1 if shift is None else shift.shape[0]
-            batch = bw // windows
             out = F.scaled_dot_product_attention(
-                q.reshape(batch, -1, n, c // self.heads),
-                k.reshape(batch, -1, n, c // self.heads),
-                v.reshape(batch, -1, n, c // self.heads),
-                attn_mask=mask,
-                scale=self.scale,
-            ).reshape(bw, self.heads, n, c // self.heads)
+                q, k, v, attn_mask=self._additive_mask(shift, q.dtype, bw), scale=self.scale
+            )
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
     def _math_attention(
@@ -232,19 +247,35 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         h, w = size
-        b, _, c = x.shape
-        shortcut = x
-        x = self.norm1(x).view(b, h, w, c)
-        mask = None
+        mask = shift_mask(h, w, self.window, self.shift, x.device) if self.shift else None
+        if self.attn.attention == "math":
+            attended = self._attend_rolled(self.norm1(x), size, mask)
+        else:
+            attended = self._attend_gathered(self.norm1(x), size, mask)
+        x = x + attended
+        return x + self.mlp(self.norm2(x))
+
+    def _attend_rolled(self, x: torch.Tensor, size: tuple[int, int], mask: torch.Tensor | None
+                       ) -> torch.Tensor:
+        """The paper code's formulation: roll the map, cut it into windows, and back."""
+        (h, w), (b, _, c) = size, x.shape
+        x = x.view(b, h, w, c)
         if self.shift:
             x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
-            mask = shift_mask(h, w, self.window, self.shift, x.device)
-        windows = self.attn(window_partition(x, self.window), mask)
-        x = window_reverse(windows, self.window, h, w)
+        x = window_reverse(self.attn(window_partition(x, self.window), mask), self.window, h, w)
         if self.shift:
             x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
-        x = shortcut + x.reshape(b, h * w, c)
-        return x + self.mlp(self.norm2(x))
+        return x.reshape(b, h * w, c)
+
+    def _attend_gathered(self, x: torch.Tensor, size: tuple[int, int],
+                         mask: torch.Tensor | None) -> torch.Tensor:
+        """The same tokens moved by one row gather each way (`window_order`) instead of two
+        rolls and a reshuffle: bit-identical, a third of the copies."""
+        b, length, c = x.shape
+        order, inverse = window_order(b, *size, self.window, self.shift, x.device)
+        windows = x.reshape(b * length, c).index_select(0, order)
+        attended = self.attn(windows.view(-1, self.window * self.window, c), mask)
+        return attended.view(b * length, c).index_select(0, inverse).view(b, length, c)
 
 
 class BasicLayer(nn.Module):
