@@ -13,12 +13,13 @@ oneDNN at inference on the CPU (`Linear`), with the MLP's GELU fused into its fi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from adacode_cli.model.layers import DerivedTensor, residual_add
 
 SHIFT_MASK_VALUE = -100.0  # the official code uses -100, not -inf; keep it for identical softmax
 
@@ -81,29 +82,6 @@ def shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) ->
     return mask.to(device)
 
 
-class DerivedTensor:
-    """A tensor derived from parameters (a bias lookup, a 16-bit weight copy), kept while no
-    gradient can flow into them and rebuilt when one of them changes (a weight load)."""
-
-    def __init__(self) -> None:
-        self._key: tuple | None = None
-        self._value: torch.Tensor | None = None
-
-    def get(self, sources: tuple[torch.Tensor, ...], tag: object,
-            make: Callable[[], torch.Tensor]) -> torch.Tensor:
-        if torch.compiler.is_compiling() or (
-            torch.is_grad_enabled() and any(s.requires_grad for s in sources)
-        ):
-            return make()
-        # inference tensors have no version counter; they cannot change outside inference mode
-        key = (tag, *((s.device, -1 if s.is_inference() else s._version, s.data_ptr())
-                      for s in sources))
-        if key != self._key or self._value is None:
-            self._key, self._value = None, None  # free the old copy before building the new
-            self._value, self._key = make(), key
-        return self._value
-
-
 def _onednn_linear_available() -> bool:
     return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
             and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
@@ -122,7 +100,7 @@ class Linear(nn.Linear):
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__(in_features, out_features)
         self.kernel = "onednn"
-        self._cast = DerivedTensor()
+        self._weight16, self._bias16 = DerivedTensor(), DerivedTensor()
 
     def forward(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
         dtype = self._onednn_dtype(x)
@@ -131,10 +109,8 @@ class Linear(nn.Linear):
             return F.gelu(y) if gelu else y
         weight, bias = self.weight, self.bias
         if dtype != weight.dtype:
-            packed = self._cast.get((weight, bias), dtype,
-                                    lambda: torch.cat([weight.flatten(), bias]).to(dtype))
-            weight = packed[: weight.numel()].view(weight.shape)
-            bias = packed[weight.numel() :]
+            weight = self._weight16.get((weight,), dtype, lambda: self.weight.to(dtype))
+            bias = self._bias16.get((bias,), dtype, lambda: self.bias.to(dtype))
         return torch.ops.mkldnn._linear_pointwise(
             x.to(dtype), weight, bias, "gelu" if gelu else "none", [], "none" if gelu else ""
         )
@@ -252,8 +228,8 @@ class SwinBlock(nn.Module):
             attended = self._attend_rolled(self.norm1(x), size, mask)
         else:
             attended = self._attend_gathered(self.norm1(x), size, mask)
-        x = x + attended
-        return x + self.mlp(self.norm2(x))
+        x = residual_add(attended, x)
+        return residual_add(self.mlp(self.norm2(x)), x)
 
     def _attend_rolled(self, x: torch.Tensor, size: tuple[int, int], mask: torch.Tensor | None
                        ) -> torch.Tensor:
