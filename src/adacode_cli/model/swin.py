@@ -117,8 +117,8 @@ class Linear(nn.Linear):
 
     def _onednn_dtype(self, x: torch.Tensor) -> torch.dtype | None:
         """The dtype oneDNN computes in here, or None where the plain path must run (training,
-        other devices and dtypes, no oneDNN)."""
-        if self.kernel != "onednn" or x.device.type != "cpu" or (
+        other devices and dtypes, no oneDNN, inside `torch.compile`, which fuses on its own)."""
+        if self.kernel != "onednn" or x.device.type != "cpu" or torch.compiler.is_compiling() or (
             torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
         ):
             return None
