@@ -23,6 +23,7 @@ import torch
 
 from adacode_cli.engine.restorer import RestoreInterrupted, RestoreOptions, Restorer
 from adacode_cli.model.config import AdaCodeConfig
+from adacode_cli.model.layers import NearestUpConv
 from adacode_cli.model.networks import AdaCodeNet, build_network
 from adacode_cli.model.padding import restore_whole
 from adacode_cli.model.swin import SwinLayers
@@ -102,10 +103,13 @@ def network_for(task: str) -> AdaCodeNet:
     return build_network(AdaCodeConfig.official(kind, scale)).eval()  # type: ignore[arg-type]
 
 
-def use_math_attention(network: AdaCodeNet) -> None:
+def use_official_formulation(network: AdaCodeNet) -> None:
+    """Explicit attention, `F.linear`, upsample then conv: the official code's operations."""
     for module in network.modules():
         if isinstance(module, SwinLayers):
             module.set_attention("math")
+        if isinstance(module, NearestUpConv):
+            module.subpixel = False
 
 
 def official_tiled(network: AdaCodeNet, x: torch.Tensor) -> torch.Tensor:
@@ -178,7 +182,7 @@ def _synchronize(device: torch.device) -> None:
 def _reference_runner(network: AdaCodeNet, variant: Variant, device: torch.device) -> Runner:
     """The official code path on our modules: explicit attention, fp32, whole or 240 px tiles."""
     network = network.to(device)
-    use_math_attention(network)
+    use_official_formulation(network)
 
     def run(image: np.ndarray) -> tuple[np.ndarray, int, list[str]]:
         x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float().div(255).to(device)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from adacode_cli.model.layers import GroupNorm, ResBlock
+from adacode_cli.model.layers import GroupNorm, ResBlock, residual_add
 from adacode_cli.model.networks import AdaCodeNet
 
 Registers = dict[str, torch.Tensor]
@@ -60,7 +60,7 @@ def _residual_block(name: str, block: ResBlock) -> list[Step]:
     """`conv(x) + x` cut at its two norms; `h` stays alive as the skip connection."""
 
     def add(regs: Registers) -> None:
-        regs["h"] = regs.pop("t") + regs["h"]
+        regs["h"] = residual_add(regs.pop("t"), regs["h"])
 
     return [
         _normed(f"{name}.a", block.conv[0:3], "h", "t"),

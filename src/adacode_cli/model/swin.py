@@ -5,8 +5,10 @@ the shifted-window mask folded into one additive mask. The shift masks are cache
 size, and the (heads, N, N) bias is cached while no gradient is needed (inference), keyed by the
 bias table's version so a weight load invalidates it. Their sum, (windows x heads x N x N), is as
 large as the attention scores themselves, so it is built per call and freed with them rather than
-kept: cached, it held about 49 KB per latent pixel after a forward. `attention="math"` keeps the
-plain formulation of the paper's code, used by the tests to prove the fast path equal.
+kept: cached, it held about 49 KB per latent pixel after a forward. The linear layers run in
+oneDNN at inference on the CPU (`Linear`), with the MLP's GELU fused into its first layer.
+`set_attention("math")` keeps the plain formulation of the paper's code (explicit attention,
+`F.linear`), used by the tests to prove the fast path equal and by the benchmarks' reference.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from adacode_cli.model.layers import DerivedTensor, residual_add
 
 SHIFT_MASK_VALUE = -100.0  # the official code uses -100, not -inf; keep it for identical softmax
 
@@ -46,6 +50,23 @@ def _relative_position_index(window: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=32)
+def window_order(batch: int, h: int, w: int, window: int, shift: int, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row indices into a (batch * h * w, C) token map: gathering `order` gives the windows of
+    the map rolled by -`shift` as `window_partition` lays them out; gathering `inverse` from
+    the windows gives the map back, rolled back. Built as normal tensors even inside inference
+    mode: autograd saves the indices of a later training step."""
+    with torch.inference_mode(False):
+        tokens = torch.arange(batch * h * w, device="cpu").view(batch, h, w, 1)
+        if shift:
+            tokens = torch.roll(tokens, shifts=(-shift, -shift), dims=(1, 2))
+        order = window_partition(tokens, window).reshape(-1)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(order.numel())
+        return order.to(device), inverse.to(device)
+
+
+@lru_cache(maxsize=32)
 def shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -> torch.Tensor:
     """Additive mask (windows, N, N) that stops tokens from attending across a cyclic-shift seam."""
     region = torch.zeros(1, h, w, 1, device="cpu")
@@ -61,15 +82,64 @@ def shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) ->
     return mask.to(device)
 
 
+def _onednn_linear_available() -> bool:
+    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+class Linear(nn.Linear):
+    """`nn.Linear` (same keys) whose inference on the CPU runs in oneDNN.
+
+    PyTorch's CPU `addmm` goes to MKL, which on this project's AMD CPU ran fp32 at 0.4x the
+    speed of oneDNN's kernel, and its bf16 path copies the broadcast bias into the output before
+    the product; oneDNN adds the bias (and an optional GELU) inside the product. fp32 stays
+    fp32 (a different summation order, 1e-6 relative); under CPU autocast the weights are cast
+    once and kept, not on every call. `kernel = "aten"` is the plain `F.linear`.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features)
+        self.kernel = "onednn"
+        self._weight16, self._bias16 = DerivedTensor(), DerivedTensor()
+
+    def forward(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+        dtype = self._onednn_dtype(x)
+        if dtype is None:
+            y = super().forward(x)
+            return F.gelu(y) if gelu else y
+        weight, bias = self.weight, self.bias
+        if dtype != weight.dtype:
+            weight = self._weight16.get((weight,), dtype, lambda: self.weight.to(dtype))
+            bias = self._bias16.get((bias,), dtype, lambda: self.bias.to(dtype))
+        return torch.ops.mkldnn._linear_pointwise(
+            x.to(dtype), weight, bias, "gelu" if gelu else "none", [], "none" if gelu else ""
+        )
+
+    def _onednn_dtype(self, x: torch.Tensor) -> torch.dtype | None:
+        """The dtype oneDNN computes in here, or None where the plain path must run (training,
+        other devices and dtypes, no oneDNN, inside `torch.compile`, which fuses on its own)."""
+        if self.kernel != "onednn" or x.device.type != "cpu" or torch.compiler.is_compiling() or (
+            torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        ):
+            return None
+        dtype = x.dtype
+        if torch.is_autocast_enabled("cpu"):
+            dtype = torch.get_autocast_dtype("cpu")
+        if dtype not in (torch.float32, torch.bfloat16) or not _onednn_linear_available():
+            return None
+        if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return None
+        return dtype
+
+
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(self.fc1(x, gelu=True))
 
 
 class WindowAttention(nn.Module):
@@ -87,9 +157,9 @@ class WindowAttention(nn.Module):
         self.register_buffer(
             "relative_position_index", _relative_position_index(window).clone(), persistent=False
         )
-        self.qkv = nn.Linear(dim, dim * 3)
-        self.proj = nn.Linear(dim, dim)
-        self._bias_cache: dict[tuple, torch.Tensor] = {}
+        self.qkv = Linear(dim, dim * 3)
+        self.proj = Linear(dim, dim)
+        self._bias_cache = DerivedTensor()
 
     def position_bias(self) -> torch.Tensor:
         """(heads, N, N) bias looked up from the table."""
@@ -99,44 +169,33 @@ class WindowAttention(nn.Module):
 
     def _cached_bias(self, dtype: torch.dtype) -> torch.Tensor:
         """`position_bias()` in `dtype`, cached while no gradient can flow into the table."""
-        table = self.relative_position_bias_table
-        if (torch.is_grad_enabled() and table.requires_grad) or torch.compiler.is_compiling():
-            return self.position_bias().to(dtype)
-        # inference tensors have no version counter; they cannot change outside inference mode
-        version = -1 if table.is_inference() else table._version
-        key = (dtype, table.device, version, table.data_ptr())
-        bias = self._bias_cache.get(key)
-        if bias is None:
-            self._bias_cache.clear()
-            bias = self._bias_cache[key] = self.position_bias().to(dtype)
-        return bias
+        return self._bias_cache.get((self.relative_position_bias_table,), dtype,
+                                    lambda: self.position_bias().to(dtype))
 
-    def _additive_mask(self, shift: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-        """(1, windows*heads or heads, N, N): the bias, plus the shift mask for shifted blocks."""
+    def _additive_mask(self, shift: torch.Tensor | None, dtype: torch.dtype, windows: int
+                       ) -> torch.Tensor:
+        """(windows or 1, heads, N, N): the bias, plus the shift mask for shifted blocks, for
+        `windows` windows (a batch of maps repeats the map's mask)."""
         bias = self._cached_bias(dtype)
         if shift is None:
             return bias.unsqueeze(0)
-        n = bias.shape[-1]
-        return (shift.to(dtype)[:, None] + bias[None]).reshape(1, -1, n, n)
+        mask = shift.to(dtype)[:, None] + bias[None]
+        return mask.repeat(windows // len(shift), 1, 1, 1) if windows > len(shift) else mask
 
     def forward(self, x: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
-        """x: (B * windows, N, C); shift: the (windows, N, N) mask of an (H, W) map, or None."""
+        """x: (B * windows, N, C); shift: the (windows, N, N) mask of an (H, W) map, or None.
+
+        The fused kernel reads q, k and v as strided views of the qkv output and writes its
+        output token-major, so the heads are split and merged without copies."""
         bw, n, c = x.shape
         qkv = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if self.attention == "math":
             out = self._math_attention(q, k, v, shift)
         else:
-            mask = self._additive_mask(shift, q.dtype)
-            windows = 1 if shift is None else shift.shape[0]
-            batch = bw // windows
             out = F.scaled_dot_product_attention(
-                q.reshape(batch, -1, n, c // self.heads),
-                k.reshape(batch, -1, n, c // self.heads),
-                v.reshape(batch, -1, n, c // self.heads),
-                attn_mask=mask,
-                scale=self.scale,
-            ).reshape(bw, self.heads, n, c // self.heads)
+                q, k, v, attn_mask=self._additive_mask(shift, q.dtype, bw), scale=self.scale
+            )
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
     def _math_attention(
@@ -164,19 +223,35 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         h, w = size
-        b, _, c = x.shape
-        shortcut = x
-        x = self.norm1(x).view(b, h, w, c)
-        mask = None
+        mask = shift_mask(h, w, self.window, self.shift, x.device) if self.shift else None
+        if self.attn.attention == "math":
+            attended = self._attend_rolled(self.norm1(x), size, mask)
+        else:
+            attended = self._attend_gathered(self.norm1(x), size, mask)
+        x = residual_add(attended, x)
+        return residual_add(self.mlp(self.norm2(x)), x)
+
+    def _attend_rolled(self, x: torch.Tensor, size: tuple[int, int], mask: torch.Tensor | None
+                       ) -> torch.Tensor:
+        """The paper code's formulation: roll the map, cut it into windows, and back."""
+        (h, w), (b, _, c) = size, x.shape
+        x = x.view(b, h, w, c)
         if self.shift:
             x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
-            mask = shift_mask(h, w, self.window, self.shift, x.device)
-        windows = self.attn(window_partition(x, self.window), mask)
-        x = window_reverse(windows, self.window, h, w)
+        x = window_reverse(self.attn(window_partition(x, self.window), mask), self.window, h, w)
         if self.shift:
             x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
-        x = shortcut + x.reshape(b, h * w, c)
-        return x + self.mlp(self.norm2(x))
+        return x.reshape(b, h * w, c)
+
+    def _attend_gathered(self, x: torch.Tensor, size: tuple[int, int],
+                         mask: torch.Tensor | None) -> torch.Tensor:
+        """The same tokens moved by one row gather each way (`window_order`) instead of two
+        rolls and a reshuffle: bit-identical, a third of the copies."""
+        b, length, c = x.shape
+        order, inverse = window_order(b, *size, self.window, self.shift, x.device)
+        windows = x.reshape(b * length, c).index_select(0, order)
+        attended = self.attn(windows.view(-1, self.window * self.window, c), mask)
+        return attended.view(b * length, c).index_select(0, inverse).view(b, length, c)
 
 
 class BasicLayer(nn.Module):
@@ -226,7 +301,10 @@ class SwinLayers(nn.Module):
         return tokens.transpose(1, 2).reshape(b, c, h, w)
 
     def set_attention(self, mode: str) -> None:
-        """Switch every window attention between "sdpa" (fast) and "math" (reference)."""
+        """Switch every window attention between "sdpa" (fast: SDPA, oneDNN linear layers) and
+        "math" (reference: the paper code's explicit attention and `F.linear`)."""
         for module in self.modules():
             if isinstance(module, WindowAttention):
                 module.attention = mode
+            if isinstance(module, Linear):
+                module.kernel = "aten" if mode == "math" else "onednn"
