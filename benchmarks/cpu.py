@@ -97,9 +97,12 @@ def spill_variants(task: str, size: int, threads: int, limit_gb: float) -> list[
     ]
 
 
-def memory_probe(threads: int) -> Variant:
-    return Variant("sr-x4", "engine auto fp32, 2000 px, 3 GB limit", 2000, "engine", "auto",
-                   memory_limit=3 * 2**30, stop_after_batches=2, threads=threads)
+def memory_probe(threads: int, batches: int = 2) -> Variant:
+    """2000 x 2000 at x4 under 3 GB, stopped after `batches` tile batches (with exact
+    statistics spilled to disk, 100 tiles per layered segment)."""
+    return Variant("sr-x4", f"engine auto fp32, 2000 px, 3 GB limit, {batches} batches", 2000,
+                   "engine", "auto", memory_limit=3 * 2**30, stop_after_batches=batches,
+                   threads=threads)
 
 
 def measure_variants(chosen: list[Variant], workdir: Path, image_path: str | None

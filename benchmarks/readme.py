@@ -7,7 +7,8 @@ start-up (`startup.py`); the engine against the reference path, whole image and 
 fp32 and bf16 (`cpu.py --quick`); tiles side by side with the official tiling at `--tile 240`
 (`cpu.py --tile-compare`); PSNR(tiled, whole) on photos against the seam profile's prediction
 (`seams.py`); exact statistics in RAM against spilled to disk (`cpu.py --spill-probe`); the
-2000 x 2000 x4 memory probe under 3 GB (`cpu.py --memory-probe`). `--skip` leaves parts out
+2000 x 2000 x4 memory probe under 3 GB, through 12 of its 24 spilled layered segments
+(`cpu.py --memory-probe`). `--skip` leaves parts out
 (their names: startup, engine, tiles, seams, spill, memory). Weights are random (seed 0) on
 the full-size official architecture; photos are scikit-image's samples.
 """
@@ -62,7 +63,7 @@ def spill(workdir: Path) -> list[Measurement]:
 
 
 def memory(workdir: Path) -> list[Measurement]:
-    return cpu.measure_variants([cpu.memory_probe(0)], workdir, None)
+    return cpu.measure_variants([cpu.memory_probe(0, batches=1200)], workdir, None)
 
 
 def seam_tables() -> str:
