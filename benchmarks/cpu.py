@@ -124,11 +124,12 @@ def measure_variants(chosen: list[Variant], workdir: Path, image_path: str | Non
 def report(measurements: list[Measurement]) -> str:
     rows = [["task", "variant", "px", "tiles", "s/MP out", "speed vs ref", "peak RSS MB",
              "PSNR vs first row"]]
-    references = {(m.variant.task, m.variant.mode): m for m in measurements
+    references = {(m.variant.task, m.variant.mode, m.variant.size): m for m in measurements
                   if m.variant.path == "reference"}
     for m in measurements:
         v = m.variant
-        base = references.get((v.task, v.mode)) or references.get((v.task, "whole"))
+        base = references.get((v.task, v.mode, v.size)) or references.get(
+            (v.task, "whole", v.size))
         ratio = base.seconds_per_megapixel / m.seconds_per_megapixel if base else float("nan")
         timed = v.stop_after_batches is None and not (v.path == "reference" and v.mode == "whole")
         rows.append([

@@ -162,7 +162,7 @@ def run_variant(
         pixels, tiles, notices = run(image)
         _synchronize(device)
         timings.append(time.perf_counter() - started)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     flops = _count(lambda: run(image)) if count_flops else None
@@ -172,6 +172,20 @@ def run_variant(
 
 
 Runner = Any  # Callable[[np.ndarray], tuple[np.ndarray, int, list[str]]]
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS. Linux keeps `ru_maxrss` across exec, so a variant started
+    from a large parent would report the parent's peak; `VmHWM` belongs to this process's
+    memory map alone."""
+    try:
+        with open("/proc/self/status", encoding="utf-8") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _synchronize(device: torch.device) -> None:
@@ -215,12 +229,15 @@ def _engine_runner(network: AdaCodeNet, variant: Variant) -> Runner:
             limit = variant.stop_after_batches
             return limit is not None and batches[0] > limit
 
+        plan = restorer.plan(image.shape[0], image.shape[1])
+        parked = [] if plan.parking == "device" or plan.tile is None else [
+            f"exact statistics parked on {plan.parking}"]
         try:
             result = restorer.restore(image, should_stop=stop)
         except RestoreInterrupted:
             note = f"stopped after {variant.stop_after_batches} batches (memory probe)"
-            return np.zeros((1, 1, 3), np.uint8), 0, [note]
-        return result.image, result.tiles, result.notices
+            return np.zeros((1, 1, 3), np.uint8), 0, [note, *parked]
+        return result.image, result.tiles, [*result.notices, *parked]
 
     return run
 

@@ -59,7 +59,7 @@ def tiles(workdir: Path) -> list[Measurement]:
 
 
 def spill(workdir: Path) -> list[Measurement]:
-    return cpu.measure_variants(cpu.spill_variants("sr-x4", 192, 0, 1.7), workdir, None)
+    return cpu.measure_variants(cpu.spill_variants("sr-x4", 192, 0, 1.2), workdir, None)
 
 
 def memory(workdir: Path) -> list[Measurement]:
