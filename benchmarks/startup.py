@@ -3,7 +3,8 @@
 The full-size official sr x4 network with deterministic random weights (seed 0) is saved to a
 temporary `.safetensors` file; a 64 x 64 photo-like PNG is restored by
 `python -m adacode_cli sr in.png out.png -w model.safetensors -q` in fresh processes:
-  - first run: an empty ADACODE_HOME, so the model's memory profile is derived and cached;
+  - first run: an empty ADACODE_HOME (official models: the memory profile shipped with the
+    package; others: derived and cached);
   - later runs: the same ADACODE_HOME (profile from the cache), median of `--repeats`;
   - a usage error (`adacode sr nosuch.png`), which must answer before torch is imported;
   - the floor: `python -c "import torch"`, what any torch program pays.
@@ -60,7 +61,7 @@ def startup_rows(repeats: int) -> list[list[str]]:
             for _ in range(repeats))
     rows = [["case (64 px PNG at x4, full-size sr-x4)", "seconds", "vs import torch"]]
     for name, seconds in (("python -c 'import torch' (the floor)", floor),
-                          ("adacode sr, first run of the model (profile derived)", first),
+                          ("adacode sr, first run (empty ADACODE_HOME)", first),
                           (f"adacode sr, later runs (median of {repeats})", later),
                           ("adacode sr nosuch.png (usage error)", usage)):
         rows.append([name, f"{seconds:.2f}", f"{seconds / floor:.2f}x"])

@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
-from adacode_cli.engine import memory, profile_cache
+from adacode_cli.engine import memory, profile_cache, shipped_profiles
 from adacode_cli.model.config import AdaCodeConfig
 
 # One process: count the meta-device measurements a restorer's first restores trigger.
@@ -74,3 +75,35 @@ def test_a_damaged_profile_file_is_measured_again_and_replaced(tmp_path: Path,
     measured = memory.profile.__wrapped__(config, torch.float32, "cpu")
     assert measured.parked == memory.parked_registers(config, torch.float32)
     assert json.loads(path.read_text())["profile"] == measured.to_record()
+
+
+def test_the_shipped_profiles_of_the_official_models_equal_a_fresh_count() -> None:
+    """A change to the network that changes its memory fails here until
+    `python -m adacode_cli.engine.shipped_profiles` writes them again."""
+    stored = json.loads(shipped_profiles.SHIPPED_PATH.read_text(encoding="utf-8"))
+    fresh = shipped_profiles.count_official()
+    assert [entry["key"] for entry in stored] == [entry["key"] for entry in fresh]
+    for old, new in zip(stored, fresh, strict=True):
+        old, new = old["profile"], new["profile"]
+        assert (old["parked"], old["fixed"], old["slack"]) == (
+            new["parked"], new["fixed"], new["slack"])
+        # the first pass in a process also counts caches the network builds on its first call
+        # (0.4% of the peak); the shipped counts come from first passes, as a user's would
+        assert new["stream"] <= old["stream"] <= new["stream"] * 1.01
+    assert {entry["key"]["torch"] for entry in stored} == {torch.__version__.split("+")[0]}
+
+
+def test_an_official_model_first_run_counts_nothing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ADACODE_HOME", str(tmp_path))
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("counted on the meta device")
+
+    monkeypatch.setattr(memory, "count_on_meta", refuse)
+    config = AdaCodeConfig.official("sr", 4)
+    first = memory.profile.__wrapped__(config, torch.bfloat16, "cpu")
+    key = profile_cache.profile_key(config, torch.bfloat16, "cpu")
+    assert first.to_record() == shipped_profiles.shipped(key)
+    assert not (tmp_path / "profiles").exists()  # nothing to store: the package has it
+    with pytest.raises(AssertionError, match="counted"):  # other models are still counted
+        memory.profile.__wrapped__(AdaCodeConfig.tiny("sr", 4), torch.float32, "cpu")

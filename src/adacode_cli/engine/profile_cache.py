@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from adacode_cli.atomic import atomic_write_text
+from adacode_cli.engine.shipped_profiles import shipped
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.weights.cache import cache_root
 
@@ -45,7 +46,8 @@ def profile_path(key: Record) -> Path:
 
 
 def cached(key: Record, measure: Callable[[], Record]) -> Record:
-    """The stored profile for `key`, else `measure()`, stored for the next run.
+    """The stored profile for `key`, else the one shipped with the package for the official
+    models (`shipped_profiles`), else `measure()`, stored for the next run.
 
     A cache folder that cannot be written costs only the speed-up, never the run.
     """
@@ -56,6 +58,9 @@ def cached(key: Record, measure: Callable[[], Record]) -> Record:
             return dict(stored["profile"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
+    packaged = shipped(key)
+    if packaged is not None:
+        return packaged
     measured = measure()
     with contextlib.suppress(OSError):
         atomic_write_text(path, json.dumps({"key": key, "profile": measured}, sort_keys=True))
