@@ -199,10 +199,11 @@ def tile_grid(config: AdaCodeConfig, padded: tuple[int, int], side: int, overlap
 
 
 def seam_notices(config: AdaCodeConfig, plan: Plan, padded: tuple[int, int],
-                 image: tuple[int, int]) -> list[str]:
+                 image: tuple[int, int], core: int | None = None) -> list[str]:
     """One notice when this plan's tiles on an image (its `padded` and own `image` (height,
     width)) are expected to show seams (below TARGET_DB, or an overlap narrower than
-    MIN_OVERLAP_STEPS alignment steps)."""
+    MIN_OVERLAP_STEPS alignment steps). `core` is the `--tile` the plan was made for (None for
+    automatic tiles): the overlap the notice advises is for that `--tile`."""
     if plan.tile is None or plan.per_tile_statistics:
         return []
     overlap = plan.overlap
@@ -217,7 +218,7 @@ def seam_notices(config: AdaCodeConfig, plan: Plan, padded: tuple[int, int],
         reason = f"about {expected:.0f} dB against the whole image"
     else:
         reason = "too narrow a band to blend them"
-    suggested = _overlap_that_keeps_target(config, padded, plan.tile)
+    suggested = _overlap_that_keeps_target(config, padded, image, plan.tile, core)
     if plan.tile >= measured and suggested is not None:
         advice = f"--tile-overlap {suggested} keeps {TARGET_DB:.0f} dB"
     else:
@@ -233,13 +234,21 @@ def _measured_tile(config: AdaCodeConfig) -> int:
     return 0 if profile is None else len(profile.rms_error)
 
 
-def _overlap_that_keeps_target(config: AdaCodeConfig, padded: tuple[int, int], side: int
+def _overlap_that_keeps_target(config: AdaCodeConfig, padded: tuple[int, int],
+                               image: tuple[int, int], side: int, core: int | None
                                ) -> int | None:
-    """The smallest aligned overlap, up to half of tiles of `side`, that keeps TARGET_DB on
-    this image; None where none does."""
+    """The overlap to advise, predicted to keep TARGET_DB + MARGIN_DB on this image (as the
+    defaults are): for `--tile core` its default overlap, whose tiles grow with it; for tiles
+    of a fixed `side` the smallest aligned one up to half the side. None where none does."""
     align = config.pad_multiple
+    aim = TARGET_DB + MARGIN_DB
+    if core:
+        candidate = image_overlap(config, padded, image, core)
+        side = side_for_core(padded, image, core, candidate, align)
+        keeps = grid_psnr(config, tile_grid(config, padded, side, candidate)) >= aim
+        return candidate if keeps else None
     for candidate in range(MIN_OVERLAP_STEPS * align, side // 2 + 1, align):
-        if grid_psnr(config, tile_grid(config, padded, side, candidate)) >= TARGET_DB:
+        if grid_psnr(config, tile_grid(config, padded, side, candidate)) >= aim:
             return candidate
     return None
 

@@ -418,7 +418,8 @@ class Restorer:
         multiple = self.config.pad_multiple
         image = x.shape[-2], x.shape[-1]
         padded = padded_size(image[0], multiple), padded_size(image[1], multiple)
-        return notices + seam_notices(self.config, final, padded, image)
+        core = self.options.tile if final.tile == first.tile else None  # as asked, no OOM
+        return notices + seam_notices(self.config, final, padded, image, core)
 
     def _run(self, x: torch.Tensor, dtype: np.dtype, plan: Plan, with_weight_map: bool,
              progress: _Progress) -> list[RestoreResult]:
