@@ -29,7 +29,7 @@ from adacode_cli.engine.canvas import TileOutputs
 from adacode_cli.engine.executor import TileExecutor, TileRun
 from adacode_cli.engine.precision import resolve_precision
 from adacode_cli.engine.restorer import RestoreOptions, Restorer, RestoreResult
-from adacode_cli.engine.tiling import plan_tiles, side_for_core
+from adacode_cli.engine.tiling import plan_tiles
 from adacode_cli.model.networks import AdaCodeNet
 from adacode_cli.model.padding import flip_pad, padded_size
 
@@ -133,8 +133,7 @@ def seam_table(task: str, size: int, tiles: list[int], overlaps: list[int | None
                 used = overlap.image_overlap(config, padded, (size, size), tile) \
                     if chosen is None else chosen
                 measured = psnr(restore(network, image, tile, used).image * 255, whole * 255)
-                side = side_for_core(padded, (size, size), tile, used, config.pad_multiple)
-                predicted = overlap.grid_psnr(config, overlap.tile_grid(config, padded, side, used))
+                predicted = overlap.core_prediction(config, padded, (size, size), tile, used)[1]
                 label = f"{used} (default)" if chosen is None else str(used)
                 rows.append([task, name, str(size), str(tile), label, f"{measured:.1f} dB",
                              f"{predicted:.1f} dB"])

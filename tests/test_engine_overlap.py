@@ -9,7 +9,6 @@ import pytest
 
 from adacode_cli.engine import overlap
 from adacode_cli.engine.planner import Plan
-from adacode_cli.engine.tiling import side_for_core
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.padding import padded_size
 from engine_helpers import photo_like, psnr, tiny_restorer
@@ -41,9 +40,8 @@ def grid_for(config: AdaCodeConfig, size: int, core: int) -> tuple[int, int, int
     """For `--tile core` on a size x size image: padded side, overlap, tile side, prediction."""
     padded = padded_size(size, config.pad_multiple)
     chosen = overlap.image_overlap(config, (padded, padded), (size, size), core)
-    side = side_for_core((padded, padded), (size, size), core, chosen, config.pad_multiple)
-    expected = overlap.grid_psnr(config, overlap.tile_grid(config, (padded, padded), side,
-                                                           chosen))
+    side, expected = overlap.core_prediction(config, (padded, padded), (size, size), core,
+                                             chosen)
     return padded, chosen, side, expected
 
 
@@ -74,9 +72,8 @@ def test_the_grid_prediction_counts_the_seams_an_image_really_has() -> None:
     _, large_overlap, _, _ = grid_for(config, 2000, 240)
     assert large_overlap >= small_overlap
     padded = padded_size(2000, config.pad_multiple)
-    side = side_for_core((padded, padded), (2000, 2000), 240, small_overlap, 32)
-    large = overlap.grid_psnr(config, overlap.tile_grid(config, (padded, padded), side,
-                                                        small_overlap))
+    _, large = overlap.core_prediction(config, (padded, padded), (2000, 2000), 240,
+                                       small_overlap)
     assert large < small
 
 

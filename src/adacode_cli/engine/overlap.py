@@ -184,10 +184,17 @@ def image_overlap(config: AdaCodeConfig, padded: tuple[int, int], image: tuple[i
     largest = max(core // align * align, align)
     candidates = range(min(MIN_OVERLAP_STEPS * align, largest), largest + 1, align)
     for candidate in candidates:
-        side = side_for_core(padded, image, core, candidate, align)
-        if grid_psnr(config, tile_grid(config, padded, side, candidate)) >= TARGET_DB + MARGIN_DB:
+        if core_prediction(config, padded, image, core, candidate)[1] >= TARGET_DB + MARGIN_DB:
             return candidate
     return candidates[-1]
+
+
+def core_prediction(config: AdaCodeConfig, padded: tuple[int, int], image: tuple[int, int],
+                    core: int, overlap: int) -> tuple[int, float]:
+    """For `--tile core --tile-overlap overlap` on one image: the computed tile side, and the
+    PSNR(tiled, whole) `grid_psnr` predicts for its grid."""
+    side = side_for_core(padded, image, core, overlap, config.pad_multiple)
+    return side, grid_psnr(config, tile_grid(config, padded, side, overlap))
 
 
 def tile_grid(config: AdaCodeConfig, padded: tuple[int, int], side: int, overlap: int,
@@ -244,8 +251,7 @@ def _overlap_that_keeps_target(config: AdaCodeConfig, padded: tuple[int, int],
     aim = TARGET_DB + MARGIN_DB
     if core:
         candidate = image_overlap(config, padded, image, core)
-        side = side_for_core(padded, image, core, candidate, align)
-        keeps = grid_psnr(config, tile_grid(config, padded, side, candidate)) >= aim
+        keeps = core_prediction(config, padded, image, core, candidate)[1] >= aim
         return candidate if keeps else None
     for candidate in range(MIN_OVERLAP_STEPS * align, side // 2 + 1, align):
         if grid_psnr(config, tile_grid(config, padded, side, candidate)) >= aim:
@@ -261,11 +267,9 @@ def _core_that_keeps_target(config: AdaCodeConfig, padded: tuple[int, int],
     align = config.pad_multiple
     core = align
     while core < max(image):
-        overlap = image_overlap(config, padded, image, core)
-        computed = side_for_core(padded, image, core, overlap, align)
-        grid = tile_grid(config, padded, computed, overlap)
-        if (computed > side and computed >= _measured_tile(config)
-                and grid_psnr(config, grid) >= TARGET_DB):
+        computed, expected = core_prediction(config, padded, image, core,
+                                             image_overlap(config, padded, image, core))
+        if computed > side and computed >= _measured_tile(config) and expected >= TARGET_DB:
             break
         core += align
     return core
