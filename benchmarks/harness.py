@@ -53,6 +53,7 @@ class Variant:
     memory_limit: int | None = None
     stop_after_batches: int | None = None  # memory probes: stop once the peak is reached
     repeats: int = 1  # > 1: warm up on the image itself, report the median
+    whole_latent: bool = True  # False: tiles run their Swin steps themselves (earlier releases)
 
 
 @dataclass
@@ -217,7 +218,7 @@ def _engine_runner(network: AdaCodeNet, variant: Variant) -> Runner:
         tile=None if variant.mode == "auto" else variant.tile,
         tile_overlap=variant.tile_overlap, statistics=variant.statistics,
         batch_size=variant.batch, channels_last=variant.channels_last,
-        memory_limit=variant.memory_limit,
+        memory_limit=variant.memory_limit, whole_latent=variant.whole_latent,
     )
     restorer = Restorer(network, options)
 
@@ -232,6 +233,9 @@ def _engine_runner(network: AdaCodeNet, variant: Variant) -> Runner:
         plan = restorer.plan(image.shape[0], image.shape[1])
         parked = [] if plan.parking == "device" or plan.tile is None else [
             f"exact statistics parked on {plan.parking}"]
+        if plan.tile is not None:
+            where = "over the whole latent" if plan.whole_latent else "per tile"
+            parked.append(f"{plan.tile} px tiles, overlap {plan.overlap}, Swin steps {where}")
         try:
             result = restorer.restore(image, should_stop=stop)
         except RestoreInterrupted:

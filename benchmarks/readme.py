@@ -5,7 +5,8 @@
 In order (each measured in fresh subprocesses, each table with its baseline from this run):
 start-up (`startup.py`); the engine against the reference path, whole image and 2 x 2 tiles,
 fp32 and bf16 (`cpu.py --quick`); tiles side by side with the official tiling at `--tile 240`
-(`cpu.py --tile-compare`); PSNR(tiled, whole) on photos against the seam profile's prediction
+(`cpu.py --tile-compare`, also with the Swin steps per tile as in earlier releases);
+PSNR(tiled, whole) on photos against the seam profile's prediction
 (`seams.py`); exact statistics in RAM against spilled to disk (`cpu.py --spill-probe`); the
 2000 x 2000 x4 memory probe under 3 GB, through 12 of its 24 spilled layered segments
 (`cpu.py --memory-probe`). `--skip` leaves parts out
@@ -31,12 +32,15 @@ from harness import Measurement, environment, table
 
 PARTS = ("startup", "engine", "tiles", "seams", "spill", "memory")
 ENGINE_SIZES = {"sr-x2": 320, "sr-x4": 176, "inpaint": 384}
-TILE_CASES = (("sr-x2", 480), ("sr-x2", 640), ("sr-x4", 480))
+TILE_CASES = (("sr-x2", 480), ("sr-x2", 640), ("sr-x4", 480), ("inpaint", 384))
 SEAM_PHOTOS = "astronaut,hubble_deep_field,immunohistochemistry"
-# (task, input side, overlaps at --tile 240: None is the default, photos)
-SEAM_CASES = (("sr-x2", 480, [None, 64, 0], SEAM_PHOTOS),
-              ("sr-x2", 640, [None], "hubble_deep_field,retina"),
-              ("sr-x4", 480, [None], "astronaut,immunohistochemistry"))
+# (task, input side, overlaps at --tile 240: None is the default, photos, Swin steps over the
+# whole latent (the default) or per tile (earlier releases))
+SEAM_CASES = (("sr-x2", 480, [None, 64, 0], SEAM_PHOTOS, True),
+              ("sr-x2", 480, [None, 64], SEAM_PHOTOS, False),
+              ("sr-x2", 640, [None], "hubble_deep_field,retina", True),
+              ("sr-x4", 480, [None], "astronaut,immunohistochemistry", True),
+              ("inpaint", 384, [None], "astronaut,immunohistochemistry", True))
 
 
 def measured(function: Callable[[Path], list[Measurement]]) -> str:
@@ -67,8 +71,9 @@ def memory(workdir: Path) -> list[Measurement]:
 
 
 def seam_tables() -> str:
-    return "\n\n".join(table(seams.seam_table(task, size, [240], overlaps, photos.split(",")))
-                       for task, size, overlaps, photos in SEAM_CASES)
+    return "\n\n".join(
+        table(seams.seam_table(task, size, [240], overlaps, photos.split(","), whole_latent))
+        for task, size, overlaps, photos, whole_latent in SEAM_CASES)
 
 
 def main() -> None:

@@ -6,6 +6,10 @@ host RAM, or spilled to disk) until the next segment, and the image-wide statist
 norm are summed from the tile cores in between. Every tile then computes exactly what it would
 compute inside the whole image, up to the context its overlap gives it.
 
+*Whole latent*: the Swin stacks, whose shifted windows reach furthest past a tile border, run
+once over the whole image's latent between two layered passes (gathered from the tile cores,
+cut back into the tiles), so tiles only need the overlap of the short convolutional reach.
+
 *Streaming*: each batch runs all remaining steps at once with the statistics already known (for
 example estimated on a downscaled copy); memory is bounded by the batch.
 
@@ -47,6 +51,7 @@ class TileRun:
     spill_bytes: int = 0  # disk space the spilled registers need (parking "disk")
     channels_last: bool = False
     known: KnownStatistics = field(default_factory=dict)  # e.g. estimated on a smaller copy
+    whole_latent: bool = False  # layered `whole` steps run once over the image's latent
 
 
 class TileExecutor:
@@ -110,8 +115,10 @@ class TileExecutor:
         The first `run.layered` segments run layered, measuring the image-wide statistics of the
         norm that starts each following segment (`len(self.segments) - 1`: all of them); the
         remaining steps run straight through per batch with the statistics known by then.
-        `emit` gets each batch's final registers; None measures statistics only and skips the
-        last segment.
+        With `run.whole_latent`, the `whole` steps of the layered segments run once over the
+        image's latent, gathered from the tile cores, and each tile gets its own window of their
+        results back. `emit` gets each batch's final registers; None measures statistics only
+        and skips the last segment.
         """
         statistics = dict(run.known)
         layered = self.segments[: min(run.layered, len(self.segments) - 1)]
@@ -119,6 +126,7 @@ class TileExecutor:
         batches = run.batches
         total = len(batches) * (len(layered) + (1 if emit is not None else 0))
         done = 0
+        fresh = True  # the first pass cuts the tiles out of the image; later ones take them
         with self.running(statistics, tick), parking_lot(
             run.parking if layered else "device", self.device, self.precision.dtype,
             run.spill_bytes,
@@ -127,16 +135,28 @@ class TileExecutor:
                 following = self.segments[index + 1][0]
                 assert following.norm is not None and following.source is not None
                 moments = CoreMoments(following.norm.num_groups)
-                for position, tiles in enumerate(batches):
-                    regs = lot.take(position) if index else {"h": self.tile_batch(run, tiles)}
-                    run_steps(segment, regs)
-                    moments.add(regs[following.source], [t.local_core() for t in tiles],
-                                tiles[0].height)
-                    lot.put(position, regs)
-                    del regs
-                    done += 1
-                    tick(done / total)
-                lot.next_segment()
+                parts, wholes = _split_at_whole(segment) if run.whole_latent else ([segment], [])
+                results: Registers = {}
+                for part, steps in enumerate(parts):
+                    gather = wholes[part] if part < len(wholes) else None
+                    latent = _Latent(gather, run.padded.shape[-2], run.padded.shape[-1])
+                    for position, tiles in enumerate(batches):
+                        regs = {"h": self.tile_batch(run, tiles)} if fresh else lot.take(position)
+                        latent.scatter(results, regs, tiles)
+                        run_steps(steps, regs)
+                        if gather is None:
+                            moments.add(regs[following.source], [t.local_core() for t in tiles],
+                                        tiles[0].height)
+                            done += 1
+                            tick(done / total)
+                        else:
+                            latent.gather(regs, tiles)
+                            tick(None)
+                        lot.put(position, regs)
+                        del regs
+                    lot.next_segment()
+                    fresh = False
+                    results = latent.run()
                 mean, var = moments.result()
                 statistics[following.norm] = (mean.to(self.device), var.to(self.device))
             if emit is None:
@@ -149,3 +169,66 @@ class TileExecutor:
                 done += 1
                 tick(done / total)
         return statistics
+
+
+def _split_at_whole(segment: list[Step]) -> tuple[list[list[Step]], list[Step]]:
+    """The per-tile runs of `segment` between its `whole` steps, and those steps: k whole steps
+    leave k + 1 runs (the last one may be empty: it still measures the next norm)."""
+    parts: list[list[Step]] = [[]]
+    wholes: list[Step] = []
+    for step in segment:
+        if step.whole:
+            wholes.append(step)
+            parts.append([])
+        else:
+            parts[-1].append(step)
+    return parts, wholes
+
+
+class _Latent:
+    """One `whole` step over the whole padded image: its inputs gathered from every tile's core
+    (cores partition the image, on the latent grid), run once, its results cut back into each
+    tile's own window (`scatter`). Without a step it only scatters."""
+
+    def __init__(self, step: Step | None, height: int, width: int) -> None:
+        self.step = step
+        self.height, self.width = height, width
+        self.inputs: Registers = {}
+
+    def gather(self, regs: Registers, tiles: list[Tile]) -> None:
+        """Copy the cores of the step's inputs into whole-image tensors, then drop from `regs`
+        what the step overwrites or reads for the last time."""
+        assert self.step is not None
+        for name in self.step.reads:
+            value = regs[name]
+            ratio = value.shape[-2] / tiles[0].height
+            whole = self.inputs.get(name)
+            if whole is None:
+                shape = (1, value.shape[1], round(self.height * ratio), round(self.width * ratio))
+                whole = self.inputs[name] = value.new_empty(shape)
+            for b, tile in enumerate(tiles):
+                top, left, bottom, right = (round(v * ratio) for v in tile.core)
+                local_top, local_left, _, _ = (round(v * ratio) for v in tile.local_core())
+                whole[0, :, top:bottom, left:right] = value[
+                    b, :, local_top : local_top + bottom - top,
+                    local_left : local_left + right - left]
+        for name in {*self.step.writes, *self.step.frees}:
+            regs.pop(name, None)
+
+    def run(self) -> Registers:
+        """The step on the gathered inputs: its results over the whole image ({} without one)."""
+        if self.step is None:
+            return {}
+        regs, self.inputs = self.inputs, {}
+        run_steps([self.step], regs)
+        return {name: regs[name] for name in self.step.writes}
+
+    def scatter(self, results: Registers, regs: Registers, tiles: list[Tile]) -> None:
+        """Give each tile of the batch its window of the whole-image `results`."""
+        for name, whole in results.items():
+            ratio = whole.shape[-2] / self.height
+            regs[name] = torch.cat([
+                whole[:, :, round(t.top * ratio) : round((t.top + t.height) * ratio),
+                      round(t.left * ratio) : round((t.left + t.width) * ratio)]
+                for t in tiles
+            ])

@@ -7,6 +7,11 @@ registers between steps, lets the executor run the network layer by layer across
 exact statistics, or straight through tile by tile. The steps call the network's own modules in
 the order of `AdaCodeNet.forward`, and its own `quantize_and_fuse` and `skips_into` where the
 forward pass is more than a chain of modules; tests/test_engine_graph.py proves them equal.
+
+Steps marked `whole` (the Swin stacks at the latent resolution: the LQ encoder's, and the weight
+predictor's inside `quantize`) reach furthest: shifted windows carry context across many
+windows, so a tile border costs most there. The executor can run them once over the whole
+image's latent, gathered from the tile cores, instead of per tile.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from torch import nn
 
 from adacode_cli.model.layers import GroupNorm, ResBlock, residual_add
 from adacode_cli.model.networks import AdaCodeNet
+from adacode_cli.model.swin import SwinLayers
 
 Registers = dict[str, torch.Tensor]
 
@@ -34,6 +40,7 @@ class Step:
     norm: GroupNorm | None = None
     source: str | None = None
     frees: tuple[str, ...] = field(default=())
+    whole: bool = False  # long reach: may run once over the whole latent (see module doc)
 
 
 def _apply(name: str, module: nn.Module, register: str = "h") -> Step:
@@ -43,7 +50,7 @@ def _apply(name: str, module: nn.Module, register: str = "h") -> Step:
     def run(regs: Registers) -> None:
         regs[register] = module(regs[register])
 
-    return Step(name, run, (register,), (register,))
+    return Step(name, run, (register,), (register,), whole=isinstance(module, SwinLayers))
 
 
 def _normed(name: str, module: nn.Sequential, source: str, target: str) -> Step:
@@ -96,8 +103,9 @@ def _quantize_and_fuse(network: AdaCodeNet) -> Step:
         if codes.weight is not None:
             regs["weight"] = codes.weight
 
-    writes = ("h",) if network.config.stage == "vqgan" else ("h", "weight")
-    return Step("quantize", run, ("feature0",), writes)
+    vqgan = network.config.stage == "vqgan"  # no weight predictor: per pixel but one 3x3 conv
+    writes = ("h",) if vqgan else ("h", "weight")
+    return Step("quantize", run, ("feature0",), writes, whole=not vqgan)
 
 
 def _add_feature(index: int) -> Step:

@@ -24,7 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from adacode_cli.engine import profile_cache
-from adacode_cli.engine.graph import network_steps, run_steps, segments
+from adacode_cli.engine.graph import Registers, Step, network_steps, run_steps, segments
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import build_network
 
@@ -86,6 +86,7 @@ class MemoryProfile:
     parked: tuple[float, ...]  # kept per tile after each layered segment but the last
     fixed: int  # bytes independent of the tile: runtime workspaces, reduced-precision weights
     slack: float = STREAM_SLACK  # what the real run needs beyond `stream`
+    whole: float = 0.0  # peak of a `whole` step over the image's latent, its inputs included
 
     def stream_bytes(self, pixels: int) -> int:
         return int(self.stream * pixels * self.slack) + self.fixed
@@ -96,12 +97,16 @@ class MemoryProfile:
 
     def to_record(self) -> dict[str, Any]:
         return {"stream": self.stream, "parked": list(self.parked), "fixed": self.fixed,
-                "slack": self.slack}
+                "slack": self.slack, "whole": self.whole}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> MemoryProfile:
         return cls(float(record["stream"]), tuple(float(v) for v in record["parked"]),
-                   int(record["fixed"]), float(record["slack"]))
+                   int(record["fixed"]), float(record["slack"]), float(record["whole"]))
+
+    def whole_bytes(self, pixels: int) -> int:
+        """The `whole` steps of an image of `pixels` padded input pixels, run over its latent."""
+        return int(self.whole * pixels * self.slack)
 
     def parked_bytes(self, pixels: int, segments: int) -> int:
         """Registers parked for `pixels` of tiles while the first `segments` run layered."""
@@ -123,45 +128,72 @@ def profile(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu")
 def count_on_meta(config: AdaCodeConfig, dtype: torch.dtype) -> MemoryProfile:
     """Count `config` at `dtype` on a tile of four alignment steps (exact: costs scale with area
     apart from a fixed part that this size already makes small)."""
-    network, peak, parked = _meta_pass(config, dtype, track=True)
+    network, peak, parked, whole = _meta_pass(config, dtype, track=True)
     weights = 0
     if dtype != torch.float32:  # autocast keeps a cast copy of every weight while it runs
         weights = sum(p.numel() for p in network.parameters()) * dtype.itemsize
-    return MemoryProfile(peak, parked, RUNTIME_OVERHEAD + weights)
+    return MemoryProfile(peak, parked, RUNTIME_OVERHEAD + weights, whole=whole)
 
 
-def parked_registers(config: AdaCodeConfig, dtype: torch.dtype) -> tuple[float, ...]:
-    """Bytes per padded input pixel kept after each layered segment but the last: registers
-    are parked in the compute precision (`dtype`), whatever autocast left them in."""
-    return _meta_pass(config, dtype, track=False)[2]
+def layered_costs(config: AdaCodeConfig, dtype: torch.dtype) -> tuple[tuple[float, ...], float]:
+    """Bytes per padded input pixel kept after each layered segment but the last (registers
+    are parked in the compute precision, `dtype`, whatever autocast left them in), and the
+    peak of a `whole` step over the latent."""
+    _, _, parked, whole = _meta_pass(config, dtype, track=False)
+    return parked, whole
 
 
 def _meta_pass(
     config: AdaCodeConfig, dtype: torch.dtype, track: bool
-) -> tuple[torch.nn.Module, float, tuple[float, ...]]:
-    """One run of the step graph on the meta device, segment by segment (one pass serves both
-    counts: a first run of a model pays for it before its first image). Returns the network, the
-    peak live bytes (if `track`) and the parked bytes after each segment but the last, both per
-    padded input pixel; parked registers are counted in elements, stored at `dtype`."""
+) -> tuple[torch.nn.Module, float, tuple[float, ...], float]:
+    """One run of the step graph on the meta device, segment by segment (one pass serves every
+    count: a first run of a model pays for it before its first image). Returns the network, the
+    peak live bytes (if `track`), the parked bytes after each segment but the last and the peak
+    of the costliest `whole` step (its inputs, temporaries and results), all per padded input
+    pixel; parked registers are counted in elements, stored at `dtype`."""
     side = 4 * config.pad_multiple
     with torch.device("meta"):
         network = build_network(config).to(dtype).eval()
     parked = []
+    wholes: list[tuple[Step, dict[str, tuple]]] = []
     with torch.inference_mode():
         regs = {"h": torch.empty(1, 3, side, side, device="meta", dtype=dtype)}
-        owned = [*network.parameters(), *network.buffers(), regs["h"]]
-        tracker = _LiveBytes({t.untyped_storage()._cdata for t in owned})
+        owned = {t.untyped_storage()._cdata for t in [*network.parameters(), *network.buffers()]}
+        tracker = _LiveBytes({*owned, regs["h"].untyped_storage()._cdata})
         with tracker if track else contextlib.nullcontext():
             *layered, last = segments(network_steps(network))
             for segment in layered:
-                run_steps(segment, regs)
+                for step in segment:
+                    if step.whole:  # counted on its own below: one tracker at a time
+                        wholes.append((step, {name: _layout(regs[name]) for name in step.reads}))
+                    run_steps([step], regs)
                 elements = {value.untyped_storage()._cdata: value.numel()
                             for value in regs.values()}
                 parked.append(sum(elements.values()) * dtype.itemsize / side**2)
             if track:
                 run_steps(last, regs)
             del regs
-    return network, tracker.peak / side**2, tuple(parked)
+        whole = max((_whole_step_bytes(step, inputs, owned) for step, inputs in wholes),
+                    default=0)
+    return network, tracker.peak / side**2, tuple(parked), whole / side**2
+
+
+def _layout(tensor: torch.Tensor) -> tuple:
+    return tuple(tensor.shape), tensor.stride(), tensor.dtype
+
+
+def _whole_step_bytes(step: Step, inputs: dict[str, tuple], owned: set[int]) -> int:
+    """Peak bytes of `step` run alone on meta registers laid out as `inputs` (counted in), as
+    the executor runs a `whole` step on the inputs it gathered."""
+    regs: Registers = {name: torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+                       for name, (shape, stride, dtype) in inputs.items()}
+    sizes = {value.untyped_storage()._cdata: value.untyped_storage().nbytes()
+             for value in regs.values()}
+    tracker = _LiveBytes({*owned, *sizes})
+    with tracker:
+        run_steps([step], regs)
+    del regs
+    return sum(sizes.values()) + tracker.peak
 
 
 CALIBRATION_STEPS = (6, 12)  # tile sides, in alignment steps, of the two measured runs
@@ -203,8 +235,8 @@ def measure_on_device(
     (small, small_peak), (large, large_peak) = points
     per_pixel = max((large_peak - small_peak) / (large - small), 1.0)
     fixed = max(0, int(small_peak - per_pixel * small))
-    return MemoryProfile(per_pixel, parked_registers(config, dtype), fixed,
-                         CALIBRATION_SLACK)
+    parked, whole = layered_costs(config, dtype)
+    return MemoryProfile(per_pixel, parked, fixed, CALIBRATION_SLACK, whole)
 
 
 def available_memory(device: torch.device) -> int:

@@ -5,6 +5,9 @@ reaches past its border: output pixels near a cut edge differ from the whole-ima
 profile (`seam_profile.json`, written by `benchmarks/seams.py --profile`) is the RMS output
 error of a tile at each distance, in input pixels, from a cut edge, measured per model on a
 real photo cut into two abutting tiles that are given the whole image's statistics.
+Each model has two profiles: tiles that run the long-reach Swin steps themselves, and tiles
+whose Swin steps run once over the whole latent (`whole_latent`; the executor gathers it from
+the tile cores), where only the convolutions around them reach past a border.
 `grid_psnr` predicts PSNR(tiled, whole) for an actual tile grid (its tiles, seams and blend
 bands; errors of the two tiles under a blend band independent), `expected_psnr` for an image
 many tiles wide. `image_overlap` is the default for `--tile N` on one image: the smallest
@@ -62,15 +65,24 @@ def model_key(config: AdaCodeConfig) -> str:
     return f"sr-x{config.scale}" if config.task == "sr" else config.task
 
 
+WHOLE_LATENT_KEY = "rms_error_whole_latent"
+
+
 @functools.cache
-def _profiles() -> dict[str, SeamProfile]:
+def _profiles() -> dict[tuple[str, bool], SeamProfile]:
     data = json.loads(PROFILE_PATH.read_text(encoding="utf-8"))
-    return {key: SeamProfile(tuple(entry["rms_error"])) for key, entry in data.items()}
+    profiles = {}
+    for key, entry in data.items():
+        profiles[key, False] = SeamProfile(tuple(entry["rms_error"]))
+        if WHOLE_LATENT_KEY in entry:
+            profiles[key, True] = SeamProfile(tuple(entry[WHOLE_LATENT_KEY]))
+    return profiles
 
 
-def profile_for(config: AdaCodeConfig) -> SeamProfile | None:
-    """The measured profile of this model's task, None where none was measured."""
-    return _profiles().get(model_key(config))
+def profile_for(config: AdaCodeConfig, whole_latent: bool = False) -> SeamProfile | None:
+    """The measured profile of this model's task for tiles that run their Swin steps
+    themselves or (`whole_latent`) over the whole latent; None where none was measured."""
+    return _profiles().get((model_key(config), whole_latent))
 
 
 def _tile_weights(tile: int, stride: int, blend: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -172,29 +184,31 @@ def default_overlap(
 
 
 def image_overlap(config: AdaCodeConfig, padded: tuple[int, int], image: tuple[int, int],
-                  core: int) -> int:
+                  core: int, whole_latent: bool = False) -> int:
     """The default overlap for `--tile core` on one image (its `padded` and own `image`
     (height, width)): the smallest
     aligned overlap from MIN_OVERLAP_STEPS alignment steps up to the core whose actual grid is
     predicted to keep TARGET_DB + MARGIN_DB (a grid of few tiles has few seams), else the
     largest of them."""
     align = config.pad_multiple
-    if profile_for(config) is None:
+    if profile_for(config, whole_latent) is None:
         return default_overlap(config, core)
     largest = max(core // align * align, align)
     candidates = range(min(MIN_OVERLAP_STEPS * align, largest), largest + 1, align)
     for candidate in candidates:
-        if core_prediction(config, padded, image, core, candidate)[1] >= TARGET_DB + MARGIN_DB:
+        predicted = core_prediction(config, padded, image, core, candidate, whole_latent)[1]
+        if predicted >= TARGET_DB + MARGIN_DB:
             return candidate
     return candidates[-1]
 
 
 def core_prediction(config: AdaCodeConfig, padded: tuple[int, int], image: tuple[int, int],
-                    core: int, overlap: int) -> tuple[int, float]:
+                    core: int, overlap: int, whole_latent: bool = False) -> tuple[int, float]:
     """For `--tile core --tile-overlap overlap` on one image: the computed tile side, and the
     PSNR(tiled, whole) `grid_psnr` predicts for its grid."""
     side = side_for_core(padded, image, core, overlap, config.pad_multiple)
-    return side, grid_psnr(config, tile_grid(config, padded, side, overlap))
+    grid = tile_grid(config, padded, side, overlap)
+    return side, grid_psnr(config, grid, profile_for(config, whole_latent))
 
 
 def tile_grid(config: AdaCodeConfig, padded: tuple[int, int], side: int, overlap: int,
@@ -213,10 +227,11 @@ def seam_notices(config: AdaCodeConfig, plan: Plan, padded: tuple[int, int],
     automatic tiles): the overlap the notice advises is for that `--tile`."""
     if plan.tile is None or plan.per_tile_statistics:
         return []
-    overlap = plan.overlap
-    expected = grid_psnr(config, tile_grid(config, padded, plan.tile, overlap))
+    overlap, whole_latent = plan.overlap, plan.whole_latent
+    profile = profile_for(config, whole_latent)
+    expected = grid_psnr(config, tile_grid(config, padded, plan.tile, overlap), profile)
     narrow = overlap < MIN_OVERLAP_STEPS * config.pad_multiple
-    measured = _measured_tile(config)
+    measured = 0 if profile is None else len(profile.rms_error)  # the profile's tile side
     if expected >= TARGET_DB and not narrow and plan.tile >= measured:
         return []
     if plan.tile < measured:  # both cuts within the reach: the prediction does not hold
@@ -225,51 +240,47 @@ def seam_notices(config: AdaCodeConfig, plan: Plan, padded: tuple[int, int],
         reason = f"about {expected:.0f} dB against the whole image"
     else:
         reason = "too narrow a band to blend them"
-    suggested = _overlap_that_keeps_target(config, padded, image, plan.tile, core)
+    suggested = _overlap_that_keeps_target(config, padded, image, plan.tile, core, whole_latent)
     if plan.tile >= measured and suggested is not None:
         advice = f"--tile-overlap {suggested} keeps {TARGET_DB:.0f} dB"
     else:
-        core = _core_that_keeps_target(config, padded, image, plan.tile)
+        core = _core_that_keeps_target(config, padded, image, plan.tile, whole_latent, measured)
         advice = f"--tile {core} or more keeps it"
     return [f"{plan.tile} px tiles with {overlap} px overlap are expected to show seams "
             f"({reason}); {advice}"]
 
 
-def _measured_tile(config: AdaCodeConfig) -> int:
-    """The tile side the model's profile was measured on (0 without a profile)."""
-    profile = profile_for(config)
-    return 0 if profile is None else len(profile.rms_error)
-
-
 def _overlap_that_keeps_target(config: AdaCodeConfig, padded: tuple[int, int],
-                               image: tuple[int, int], side: int, core: int | None
-                               ) -> int | None:
+                               image: tuple[int, int], side: int, core: int | None,
+                               whole_latent: bool) -> int | None:
     """The overlap to advise, predicted to keep TARGET_DB + MARGIN_DB on this image (as the
     defaults are): for `--tile core` its default overlap, whose tiles grow with it; for tiles
     of a fixed `side` the smallest aligned one up to half the side. None where none does."""
     align = config.pad_multiple
     aim = TARGET_DB + MARGIN_DB
     if core:
-        candidate = image_overlap(config, padded, image, core)
-        keeps = core_prediction(config, padded, image, core, candidate)[1] >= aim
+        candidate = image_overlap(config, padded, image, core, whole_latent)
+        keeps = core_prediction(config, padded, image, core, candidate, whole_latent)[1] >= aim
         return candidate if keeps else None
+    profile = profile_for(config, whole_latent)
     for candidate in range(MIN_OVERLAP_STEPS * align, side // 2 + 1, align):
-        if grid_psnr(config, tile_grid(config, padded, side, candidate)) >= aim:
+        if grid_psnr(config, tile_grid(config, padded, side, candidate), profile) >= aim:
             return candidate
     return None
 
 
 def _core_that_keeps_target(config: AdaCodeConfig, padded: tuple[int, int],
-                            image: tuple[int, int], side: int) -> int:
+                            image: tuple[int, int], side: int, whole_latent: bool,
+                            measured: int) -> int:
     """The smallest aligned `--tile` (the pixels a tile owns) whose tiles on this image, with
-    their default overlap, are larger than `side`, at least the profile's tile, and keep
-    TARGET_DB."""
+    their default overlap, are larger than `side`, at least the profile's tile (`measured`),
+    and keep TARGET_DB."""
     align = config.pad_multiple
     core = align
     while core < max(image):
-        computed, expected = core_prediction(config, padded, image, core,
-                                             image_overlap(config, padded, image, core))
-        if computed > side and computed >= _measured_tile(config) and expected >= TARGET_DB:
+        overlap = image_overlap(config, padded, image, core, whole_latent)
+        computed, expected = core_prediction(config, padded, image, core, overlap, whole_latent)
+        if computed > side and computed >= measured and expected >= TARGET_DB:
             break
         core += align
     return core

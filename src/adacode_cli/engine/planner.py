@@ -7,6 +7,10 @@ precision). The whole image runs when it fits. Otherwise tiles get as large as t
 norm's statistics exactly, with the registers parked on the compute device when they fit there,
 else in host RAM, else spilled to disk. Only the explicit `estimate` mode trades exactness for
 memory: norms whose registers do not fit use statistics measured on a downscaled copy.
+
+Exact plans also run the long-reach Swin steps once over the whole latent (`whole_latent`) where
+those steps fit beside the parked registers: tiles then need only the short overlap of the
+convolutions around them (`overlap`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class PlanInputs:
     device: torch.device
     segments: int  # layered segments of the network's step graph
     image: tuple[int, int]  # the image's own (height, width), before padding
+    whole_latent: bool = True  # exact plans may run the `whole` steps over the whole latent
 
     @property
     def exact(self) -> int:
@@ -66,6 +71,7 @@ class Plan:
     parking: str = "device"  # where layered registers wait: device | host | disk
     spill_bytes: int = 0  # disk space for registers parked on disk
     overlap: int = 0  # input px neighbouring tiles share
+    whole_latent: bool = False  # the Swin steps run once over the whole latent
 
     @classmethod
     def whole(cls) -> Plan:
@@ -86,21 +92,25 @@ class Plan:
         working = profile.stream_bytes(side * side * size)
         covered = tile_pixels(height, width, side, inputs.overlap)
         parked = profile.parked_bytes(covered, inputs.exact)
+        whole = profile.whole_bytes(height * width) if inputs.whole_latent else None
+        exact = {"exact_segments": inputs.exact, "overlap": inputs.overlap}
         if parked <= (budget.host if budget.shared else budget.device) - working:
-            return cls(side, size, inputs.exact, overlap=inputs.overlap)
+            fits = whole is not None and whole + parked <= budget.device
+            return cls(side, size, **exact, whole_latent=fits)
+        fits = whole is not None and whole <= budget.device - (parked if budget.shared else 0)
         room = budget.host - (working if budget.shared else 0)
         if parked <= room:
-            return cls(side, size, inputs.exact, parking="host", overlap=inputs.overlap)
+            return cls(side, size, **exact, parking="host", whole_latent=fits)
         if inputs.statistics != "estimate":
             # one segment's registers, and the batch being written before the last is read
             spill = parked + profile.parked_bytes(side * side * size, inputs.exact)
-            return cls(side, size, inputs.exact, parking="disk", spill_bytes=spill,
-                       overlap=inputs.overlap)
-        exact = inputs.exact
-        while exact > 0 and profile.parked_bytes(covered, exact) > room:
-            exact -= 1
+            fits = whole is not None and whole <= budget.device
+            return cls(side, size, **exact, parking="disk", spill_bytes=spill, whole_latent=fits)
+        exact_segments = inputs.exact
+        while exact_segments > 0 and profile.parked_bytes(covered, exact_segments) > room:
+            exact_segments -= 1
         scale = min(0.9, math.sqrt(max(room, 0) / max(parked, 1)))
-        return cls(side, size, exact, max(scale, MIN_ESTIMATE_SCALE), parking="host",
+        return cls(side, size, exact_segments, max(scale, MIN_ESTIMATE_SCALE), parking="host",
                    overlap=inputs.overlap)
 
 

@@ -24,7 +24,13 @@ from adacode_cli.engine.canvas import TileOutputs, quantise
 from adacode_cli.engine.compile import compiled_network
 from adacode_cli.engine.device import resolve_device
 from adacode_cli.engine.executor import TileExecutor, TileRun
-from adacode_cli.engine.overlap import default_overlap, image_overlap, seam_notices, tile_grid
+from adacode_cli.engine.overlap import (
+    default_overlap,
+    image_overlap,
+    profile_for,
+    seam_notices,
+    tile_grid,
+)
 from adacode_cli.engine.planner import (
     Budget,
     Plan,
@@ -88,6 +94,9 @@ class RestoreOptions:
     memory_limit: int | None = None  # bytes: the process on the CPU, the GPU's allocations
     channels_last: bool | None = None  # NHWC; None: where it measured faster (the CPU)
     compile: str = "auto"  # auto | on | off: torch.compile the whole-image path (engine.compile)
+    # exact tiles run the Swin steps once over the whole latent where it fits (False: per tile,
+    # as earlier releases did; the benchmarks compare the two)
+    whole_latent: bool = True
 
 
 @dataclass
@@ -207,15 +216,16 @@ class Restorer:
             return default_overlap(self.config, self.options.tile)
         return self.options.tile_overlap
 
-    def _image_overlap(self, padded: tuple[int, int], image: tuple[int, int], tile: int | None
-                       ) -> int:
+    def _image_overlap(self, padded: tuple[int, int], image: tuple[int, int], tile: int | None,
+                       whole_latent: bool) -> int:
         """The overlap for one image: as asked, else for `--tile` the smallest that keeps the
-        seams on this image's grid, else the automatic default."""
+        seams on this image's grid, else the automatic default (both for tiles that run their
+        Swin steps over the `whole_latent` or themselves)."""
         if self.options.tile_overlap is not None:
             return self.options.tile_overlap
         if tile:
-            return image_overlap(self.config, padded, image, tile)
-        return default_overlap(self.config, tile)
+            return image_overlap(self.config, padded, image, tile, whole_latent)
+        return default_overlap(self.config, tile, profile_for(self.config, whole_latent))
 
     def restore(
         self,
@@ -319,17 +329,26 @@ class Restorer:
         """The plan for an image of this size (`tile`, the pixels each tile owns, and `batch`:
         the options' unless given)."""
         tile = self.options.tile if tile is None else tile
-        return choose_plan(self._plan_inputs(height, width, batch, tile), tile)
+        plan = choose_plan(self._plan_inputs(height, width, batch, tile), tile)
+        if plan.tile is None or plan.whole_latent or plan.per_tile_statistics:
+            return plan
+        # the Swin steps run per tile after all: the overlap must cover their reach too
+        return choose_plan(self._plan_inputs(height, width, batch, tile, False), tile)
 
-    def _plan_inputs(self, height: int, width: int, batch: int | None, tile: int | None
-                     ) -> PlanInputs:
+    def _plan_inputs(self, height: int, width: int, batch: int | None, tile: int | None,
+                     whole_latent: bool = True) -> PlanInputs:
+        """What a plan for this image depends on; `whole_latent` False plans tiles that run
+        their Swin steps themselves (and the overlap their reach needs). Only exact image-wide
+        statistics can run them over the whole latent."""
         multiple = self.config.pad_multiple
         padded = padded_size(height, multiple), padded_size(width, multiple)
+        whole_latent = (whole_latent and self.options.whole_latent
+                        and self.options.statistics in ("auto", "exact"))
         return PlanInputs(
             self.config, self._memory_profile(), padded, self._budget(height, width),
-            self._image_overlap(padded, (height, width), tile),
+            self._image_overlap(padded, (height, width), tile, whole_latent),
             self.options.batch_size if batch is None else batch, self.options.statistics,
-            self.device, len(self.executor.segments), (height, width),
+            self.device, len(self.executor.segments), (height, width), whole_latent,
         )
 
     def memory_estimate(self, height: int, width: int) -> MemoryEstimate:
@@ -401,8 +420,14 @@ class Restorer:
         smaller = side // 2 // multiple * multiple
         if smaller <= plan.overlap:
             raise ImageError(f"out of memory even with {side} px tiles")
-        inputs = self._plan_inputs(x.shape[-2], x.shape[-1], 1, None)
-        return Plan.tiled(replace(inputs, overlap=plan.overlap or inputs.overlap), smaller)
+        inputs = self._plan_inputs(x.shape[-2], x.shape[-1], 1, None,
+                                   plan.tile is None or plan.whole_latent)
+        retry = Plan.tiled(replace(inputs, overlap=plan.overlap or inputs.overlap), smaller)
+        if plan.whole_latent and not retry.whole_latent:  # the Swin steps' reach is back
+            inputs = self._plan_inputs(x.shape[-2], x.shape[-1], 1, None, False)
+            retry = Plan.tiled(replace(inputs, overlap=max(plan.overlap, inputs.overlap)),
+                               smaller)
+        return retry
 
     def _notices(self, first: Plan, final: Plan, x: torch.Tensor) -> list[str]:
         notices = []
@@ -435,7 +460,7 @@ class Restorer:
                                                                                  progress)
         layered = 0 if plan.per_tile_statistics else plan.exact_segments
         run = TileRun(padded, _batches(grid.tiles, plan.batch), layered, plan.parking,
-                      plan.spill_bytes, channels_last, known)
+                      plan.spill_bytes, channels_last, known, plan.whole_latent)
         outputs = TileOutputs(grid, config, x.shape[-2], x.shape[-1], dtype, with_weight_map)
         self.executor.run(run, outputs.emit, progress.counter(len(grid)))
         return [RestoreResult(outputs.canvas.image, outputs.weight_map, len(grid), 0.0)]
