@@ -109,6 +109,37 @@ def measure_profile(network: AdaCodeNet, image: np.ndarray, tile: int,
     return [float(v) for v in np.sqrt(pooled)]
 
 
+def measure_latent_reach(network: AdaCodeNet, image: np.ndarray) -> int:
+    """How far (input px) every core edge must lie inside its tile for the latent gathered from
+    the cores to be the whole image's: the least d, in latent-grid steps, at which two tiles
+    sharing 2 d px (seam in the middle, no blending), run as the engine runs them (exact
+    statistics, Swin steps over the whole latent), keep every output column at
+    `overlap.LATENT_REACH_DB` (RMS error 10^(-LATENT_REACH_DB / 20)). Nearer, a core holds latent
+    pixels its tile computed without their context, and the Swin steps spread the error over
+    whole windows. `image` is (4 a - a) x (8 a - a) for the model's alignment a."""
+    config = network.config
+    align, unit = config.pad_multiple, config.latent_factor
+    if image.shape[:2] != (3 * align, 7 * align):
+        raise ValueError("the latent-reach image must be 3 align x 7 align")
+    whole = restore(network, image, 0, None).image
+    padded = flip_pad(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0), align)
+    height, width = padded.shape[-2:]
+    cpu = torch.device("cpu")
+    executor = TileExecutor(network, cpu, resolve_precision("fp32", cpu)[0])
+    limit = 10 ** (-overlap.LATENT_REACH_DB / 20)
+    for reach in range(unit, align + 1, unit):
+        grid = plan_tiles(height, width, width // 2 + reach, 2 * reach, unit, unit, 0)
+        if len(grid) != 2 or grid.cols.seams != (width // 2,):
+            raise RuntimeError(f"the latent-reach cut at {reach} px is not two tiles")
+        outputs = TileOutputs(grid, config, image.shape[0], image.shape[1], image.dtype, False)
+        executor.run(TileRun(padded, [[t] for t in grid.tiles], len(executor.segments) - 1,
+                             whole_latent=True), outputs.emit, lambda fraction: None)
+        columns = ((outputs.canvas.image - whole).astype(np.float64) ** 2).mean(axis=(0, 2))
+        if np.sqrt(columns.max()) <= limit:
+            return reach
+    return align
+
+
 class _SwinWindows:
     """Records every Swin stack's output on the whole image, then hands each tile its window of
     it in place of its own (tiles run one by one, in order)."""
@@ -156,7 +187,7 @@ def write_profiles(tasks: list[str], path: Path) -> None:
     """Measure both profiles of every task on the astronaut photo and merge them into `path`:
     tiles that run their Swin steps themselves, and tiles given the whole latent's."""
     data = json.loads(path.read_text()) if path.exists() else {}
-    for task in tasks:
+    for task in filter(None, tasks):
         network = network_for(task)
         align = network.config.pad_multiple
         entry: dict[str, object] = {"weights": "random, seed 0, full-size official architecture"}
@@ -171,6 +202,21 @@ def write_profiles(tasks: list[str], path: Path) -> None:
                   + ", ".join(f"{d} px {errors[d]:.2g}" for d in range(0, tile, tile // 8)),
                   flush=True)
         data[task] = entry
+        path.write_text(json.dumps(data, indent=1) + "\n")
+    write_latent_reaches(tasks, path)
+
+
+def write_latent_reaches(tasks: list[str], path: Path) -> None:
+    """Measure the latent reach of every task (`measure_latent_reach`) into `path`."""
+    data = json.loads(path.read_text())
+    for task in filter(None, tasks):
+        started = time.perf_counter()
+        network = network_for(task)
+        align = network.config.pad_multiple
+        reach = measure_latent_reach(network, photo("astronaut", 3 * align, 7 * align))
+        data[task][overlap.LATENT_REACH_KEY] = reach
+        print(f"{task}: latent reach {reach} px in {time.perf_counter() - started:.0f} s",
+              flush=True)
         path.write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -210,11 +256,14 @@ def main() -> None:
     parser.add_argument("--tiles", default="192,240,256")
     parser.add_argument("--overlaps", default="0,32,default")
     parser.add_argument("--photos", default="astronaut")
+    parser.add_argument("--latent-reach", default="",
+                        help="tasks whose latent reach alone to measure again")
     parser.add_argument("--per-tile-swin", action="store_true",
                         help="tiles run their Swin steps themselves (as earlier releases)")
     args = parser.parse_args()
-    if args.profile:
+    if args.profile or args.latent_reach:
         write_profiles(args.profile.split(","), overlap.PROFILE_PATH)
+        write_latent_reaches(args.latent_reach.split(","), overlap.PROFILE_PATH)
         return
     rows = seam_table(args.task, args.size, [int(t) for t in args.tiles.split(",")],
                       [None if o == "default" else int(o) for o in args.overlaps.split(",")],

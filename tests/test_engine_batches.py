@@ -49,8 +49,9 @@ def test_frames_per_batch_follows_the_batch_option_and_the_plan() -> None:
     assert tiny_restorer("sr", 2, tile=0).frames_per_batch(40, 56) == 1  # automatic on the CPU
     assert tiny_restorer("sr", 2, tile=0, batch_size=3).frames_per_batch(40, 56) == 3
     tiled = tiny_restorer("sr", 2, tile=64, tile_overlap=32, batch_size=3)
-    # --tile 64 owns 64 px: 2 x 2 tiles on 100 px, each 96 px with the overlap (aligned)
-    assert tiled.plan(100, 100).tile == 96 and tiled.frames_per_batch(100, 100) == 1
+    # --tile 64 owns 64 px: 2 x 2 tiles on 100 px (128 padded), each 80 px with the overlap
+    # (aligned to the latent grid: the Swin steps run over the whole latent)
+    assert tiled.plan(100, 100).tile == 80 and tiled.frames_per_batch(100, 100) == 1
 
 
 def test_more_frames_than_a_batch_run_in_batches_in_order() -> None:

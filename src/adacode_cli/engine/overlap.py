@@ -45,6 +45,11 @@ MAX_SHARE = 0.5  # overlap at most half the tile: at most 4x the work of tiles w
 # at least two alignment steps of overlap, so every seam gets a blend band: tiles that only
 # touch measured 28.7 dB where 64 px measured 47.5 dB (sr-x2, 320 px photo, 192 px tiles)
 MIN_OVERLAP_STEPS = 2
+LATENT_REACH_KEY = "latent_reach"
+# the latent gathered from tile cores must be the whole image's, not merely seamless: its errors
+# spread over whole Swin windows, and the cliff is sharp (sr-x2: RMS 0.05 at 16 px from a cut,
+# noise at 32 px), so the reach is measured where every output column keeps 60 dB
+LATENT_REACH_DB = 60.0
 MAX_AUTO_OVERLAP = 512  # automatic tiles: the planner's smallest tile is then 2048 px
 
 
@@ -85,6 +90,39 @@ def profile_for(config: AdaCodeConfig, whole_latent: bool = False) -> SeamProfil
     return _profiles().get((model_key(config), whole_latent))
 
 
+@functools.cache
+def _latent_reaches() -> dict[str, int]:
+    data = json.loads(PROFILE_PATH.read_text(encoding="utf-8"))
+    return {key: int(entry[LATENT_REACH_KEY]) for key, entry in data.items()
+            if LATENT_REACH_KEY in entry}
+
+
+def tile_alignment(config: AdaCodeConfig, whole_latent: bool = False) -> int:
+    """What tile starts and sides are multiples of (input px): the Swin window grid
+    (`pad_multiple`) for tiles that run their Swin steps themselves, so their windows fall where
+    the whole image's do; the latent grid (`latent_factor`, the strided convolutions' step) when
+    the Swin steps run over the whole latent."""
+    return config.latent_factor if whole_latent and _has_latent_reach(config) \
+        else config.pad_multiple
+
+
+def _has_latent_reach(config: AdaCodeConfig) -> bool:
+    return model_key(config) in _latent_reaches() and profile_for(config, True) is not None
+
+
+def least_overlap(config: AdaCodeConfig, whole_latent: bool = False) -> int:
+    """The narrowest overlap the seam prediction holds for. Tiles that run their Swin steps
+    need MIN_OVERLAP_STEPS alignment steps (a blend band at every seam). With the whole latent,
+    the latent gathered from tile cores must be exact: every core edge lies at least the
+    measured `latent_reach` (input px from a cut edge beyond which a tile's latent equals the
+    whole image's) inside its tile, so the overlap is twice that, aligned."""
+    align = tile_alignment(config, whole_latent)
+    if align == config.pad_multiple:
+        return MIN_OVERLAP_STEPS * align
+    reach = _latent_reaches()[model_key(config)]
+    return max(2 * align, -(-2 * reach // align) * align)
+
+
 def _tile_weights(tile: int, stride: int, blend: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Over one period [overlap / 2, overlap / 2 + stride) of an endless row of tiles: the
     local position of each point in the tiles -1, 0 and 1, and their blending weights."""
@@ -105,14 +143,15 @@ def _tile_weights(tile: int, stride: int, blend: int) -> tuple[np.ndarray, list[
 
 
 def expected_psnr(
-    config: AdaCodeConfig, tile: int, overlap: int, profile: SeamProfile | None = None
+    config: AdaCodeConfig, tile: int, overlap: int, profile: SeamProfile | None = None,
+    whole_latent: bool = False,
 ) -> float:
     """PSNR(tiled, whole) the profile predicts for `tile`/`overlap` (rounded as the tiler
     rounds them) on an image many tiles wide; inf where no profile is known."""
-    profile = profile or profile_for(config)
+    profile = profile or profile_for(config, whole_latent)
     if profile is None:
         return math.inf
-    align = config.pad_multiple
+    align = tile_alignment(config, whole_latent)
     overlap = max(0, overlap // align * align)
     tile = max(tile // align * align, overlap + align)
     stride = tile - overlap
@@ -158,19 +197,20 @@ def _axis_terms(axis: Axis, size: int, profile: SeamProfile) -> tuple[float, flo
 
 
 def default_overlap(
-    config: AdaCodeConfig, tile: int | None, profile: SeamProfile | None = None
+    config: AdaCodeConfig, tile: int | None, profile: SeamProfile | None = None,
+    whole_latent: bool = False,
 ) -> int:
     """The overlap (input px) for tiles that each own `tile` x `tile` pixels (`--tile`) on an
-    image many tiles wide: the smallest aligned overlap from MIN_OVERLAP_STEPS alignment steps
-    up to the core itself predicted to keep TARGET_DB + MARGIN_DB on tiles of core plus
-    overlap, else the core (half the computed tile). For automatic tiles (`tile` None or 0),
-    which the planner keeps at least 4x the overlap wide, the smallest overlap that keeps it on
-    tiles of max(GUARANTEED_TILE, 4 x overlap). `image_overlap` refines it for one image."""
-    profile = profile or profile_for(config)
-    align = config.pad_multiple
+    image many tiles wide: the smallest aligned overlap from `least_overlap` up to the core
+    itself predicted to keep TARGET_DB + MARGIN_DB on tiles of core plus overlap, else the
+    core (half the computed tile). For automatic tiles (`tile` None or 0), which the planner
+    keeps at least 4x the overlap wide, the smallest overlap that keeps it on tiles of
+    max(GUARANTEED_TILE, 4 x overlap). `image_overlap` refines it for one image."""
+    profile = profile or profile_for(config, whole_latent)
+    align = tile_alignment(config, whole_latent)
     if profile is None:
-        return 2 * align  # 16 latent pixels of context on each side of a seam
-    least = MIN_OVERLAP_STEPS * align
+        return MIN_OVERLAP_STEPS * config.pad_multiple  # 16 latent pixels each side of a seam
+    least = least_overlap(config, whole_latent)
     if tile:
         core = max(tile // align * align, align)
         candidates = [(core + o, o) for o in range(min(least, core), core + 1, align)]
@@ -178,7 +218,7 @@ def default_overlap(
         candidates = [(max(GUARANTEED_TILE, 4 * o), o)
                       for o in range(least, MAX_AUTO_OVERLAP + 1, align)]
     for side, candidate in candidates:
-        if expected_psnr(config, side, candidate, profile) >= TARGET_DB + MARGIN_DB:
+        if expected_psnr(config, side, candidate, profile, whole_latent) >= TARGET_DB + MARGIN_DB:
             return candidate
     return candidates[-1][1]
 
@@ -186,15 +226,14 @@ def default_overlap(
 def image_overlap(config: AdaCodeConfig, padded: tuple[int, int], image: tuple[int, int],
                   core: int, whole_latent: bool = False) -> int:
     """The default overlap for `--tile core` on one image (its `padded` and own `image`
-    (height, width)): the smallest
-    aligned overlap from MIN_OVERLAP_STEPS alignment steps up to the core whose actual grid is
-    predicted to keep TARGET_DB + MARGIN_DB (a grid of few tiles has few seams), else the
-    largest of them."""
-    align = config.pad_multiple
+    (height, width)): the smallest aligned overlap from `least_overlap` up to the core whose
+    actual grid is predicted to keep TARGET_DB + MARGIN_DB (a grid of few tiles has few
+    seams), else the largest of them."""
+    align = tile_alignment(config, whole_latent)
     if profile_for(config, whole_latent) is None:
         return default_overlap(config, core)
     largest = max(core // align * align, align)
-    candidates = range(min(MIN_OVERLAP_STEPS * align, largest), largest + 1, align)
+    candidates = range(min(least_overlap(config, whole_latent), largest), largest + 1, align)
     for candidate in candidates:
         predicted = core_prediction(config, padded, image, core, candidate, whole_latent)[1]
         if predicted >= TARGET_DB + MARGIN_DB:
@@ -206,31 +245,33 @@ def core_prediction(config: AdaCodeConfig, padded: tuple[int, int], image: tuple
                     core: int, overlap: int, whole_latent: bool = False) -> tuple[int, float]:
     """For `--tile core --tile-overlap overlap` on one image: the computed tile side, and the
     PSNR(tiled, whole) `grid_psnr` predicts for its grid."""
-    side = side_for_core(padded, image, core, overlap, config.pad_multiple)
-    grid = tile_grid(config, padded, side, overlap)
+    side = side_for_core(padded, image, core, overlap, tile_alignment(config, whole_latent))
+    grid = tile_grid(config, padded, side, overlap, whole_latent=whole_latent)
     return side, grid_psnr(config, grid, profile_for(config, whole_latent))
 
 
 def tile_grid(config: AdaCodeConfig, padded: tuple[int, int], side: int, overlap: int,
-              blend: int | None = None) -> TileGrid:
+              blend: int | None = None, whole_latent: bool = False) -> TileGrid:
     """The engine's grid over a `padded` (height, width) input for tiles of `side` with
     `overlap`, blended over `blend` pixels (default: half the overlap)."""
     blend = overlap // 2 if blend is None else blend
-    return plan_tiles(*padded, side, overlap, config.pad_multiple, config.latent_factor, blend)
+    return plan_tiles(*padded, side, overlap, tile_alignment(config, whole_latent),
+                      config.latent_factor, blend)
 
 
 def seam_notices(config: AdaCodeConfig, plan: Plan, padded: tuple[int, int],
                  image: tuple[int, int], core: int | None = None) -> list[str]:
     """One notice when this plan's tiles on an image (its `padded` and own `image` (height,
     width)) are expected to show seams (below TARGET_DB, or an overlap narrower than
-    MIN_OVERLAP_STEPS alignment steps). `core` is the `--tile` the plan was made for (None for
+    `least_overlap`). `core` is the `--tile` the plan was made for (None for
     automatic tiles): the overlap the notice advises is for that `--tile`."""
     if plan.tile is None or plan.per_tile_statistics:
         return []
     overlap, whole_latent = plan.overlap, plan.whole_latent
     profile = profile_for(config, whole_latent)
-    expected = grid_psnr(config, tile_grid(config, padded, plan.tile, overlap), profile)
-    narrow = overlap < MIN_OVERLAP_STEPS * config.pad_multiple
+    grid = tile_grid(config, padded, plan.tile, overlap, whole_latent=whole_latent)
+    expected = grid_psnr(config, grid, profile)
+    narrow = overlap < least_overlap(config, whole_latent)
     measured = 0 if profile is None else len(profile.rms_error)  # the profile's tile side
     if expected >= TARGET_DB and not narrow and plan.tile >= measured:
         return []
@@ -256,15 +297,16 @@ def _overlap_that_keeps_target(config: AdaCodeConfig, padded: tuple[int, int],
     """The overlap to advise, predicted to keep TARGET_DB + MARGIN_DB on this image (as the
     defaults are): for `--tile core` its default overlap, whose tiles grow with it; for tiles
     of a fixed `side` the smallest aligned one up to half the side. None where none does."""
-    align = config.pad_multiple
+    align = tile_alignment(config, whole_latent)
     aim = TARGET_DB + MARGIN_DB
     if core:
         candidate = image_overlap(config, padded, image, core, whole_latent)
         keeps = core_prediction(config, padded, image, core, candidate, whole_latent)[1] >= aim
         return candidate if keeps else None
     profile = profile_for(config, whole_latent)
-    for candidate in range(MIN_OVERLAP_STEPS * align, side // 2 + 1, align):
-        if grid_psnr(config, tile_grid(config, padded, side, candidate), profile) >= aim:
+    for candidate in range(least_overlap(config, whole_latent), side // 2 + 1, align):
+        grid = tile_grid(config, padded, side, candidate, whole_latent=whole_latent)
+        if grid_psnr(config, grid, profile) >= aim:
             return candidate
     return None
 
@@ -275,7 +317,7 @@ def _core_that_keeps_target(config: AdaCodeConfig, padded: tuple[int, int],
     """The smallest aligned `--tile` (the pixels a tile owns) whose tiles on this image, with
     their default overlap, are larger than `side`, at least the profile's tile (`measured`),
     and keep TARGET_DB."""
-    align = config.pad_multiple
+    align = tile_alignment(config, whole_latent)
     core = align
     while core < max(image):
         overlap = image_overlap(config, padded, image, core, whole_latent)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from adacode_cli.engine.memory import MemoryProfile
+from adacode_cli.engine.overlap import tile_alignment
 from adacode_cli.engine.tiling import side_for_core, tile_count
 from adacode_cli.model.config import AdaCodeConfig
 
@@ -145,9 +146,9 @@ def largest_tile(profile: MemoryProfile, budget: int, batch: int, align: int) ->
     return max(align, side // align * align)
 
 
-def smallest_tile(config: AdaCodeConfig, overlap: int) -> int:
+def smallest_tile(config: AdaCodeConfig, overlap: int, whole_latent: bool = False) -> int:
     """The smallest tile side a grid allows: one alignment step beyond the overlap."""
-    return overlap + config.pad_multiple
+    return overlap + tile_alignment(config, whole_latent)
 
 
 def choose_plan(inputs: PlanInputs, tile: int | None) -> Plan:
@@ -162,10 +163,10 @@ def choose_plan(inputs: PlanInputs, tile: int | None) -> Plan:
     """
     height, width = inputs.padded
     profile, budget = inputs.profile, inputs.budget
-    align = inputs.config.pad_multiple
+    align = tile_alignment(inputs.config, inputs.whole_latent)
     if tile == 0 or (tile is None and profile.stream_bytes(height * width) <= budget.device):
         return Plan.whole()
-    smallest = smallest_tile(inputs.config, inputs.overlap)
+    smallest = smallest_tile(inputs.config, inputs.overlap, inputs.whole_latent)
     if tile is not None:
         side = side_for_core(inputs.padded, inputs.image, tile, inputs.overlap, align)
         return Plan.tiled(inputs, max(side, smallest))

@@ -455,7 +455,8 @@ class Restorer:
             return self._run_whole(x, dtype, with_weight_map, channels_last, progress)
         config = self.config
         padded = flip_pad(x, config.pad_multiple)
-        grid = tile_grid(config, (padded.shape[-2], padded.shape[-1]), plan.tile, plan.overlap)
+        grid = tile_grid(config, (padded.shape[-2], padded.shape[-1]), plan.tile, plan.overlap,
+                         whole_latent=plan.whole_latent)
         known = {} if plan.estimate_scale is None else self._estimate_statistics(x, plan,
                                                                                  progress)
         layered = 0 if plan.per_tile_statistics else plan.exact_segments
