@@ -96,12 +96,15 @@ def _copy(source: str, target: str) -> Step:
 
 
 def _codebook_weights(network: AdaCodeNet) -> Step:
-    """The weight predictor (a Swin stack, then a 1x1 conv): `feature0` -> `weight`."""
+    """The weight predictor (a Swin stack, then a 1x1 conv): `feature0` -> `weight`. It also
+    writes `feature0`, unchanged: run over the whole latent, each tile then gets back the
+    latent gathered from the tile cores, so its codebook lookup reads the image's own latent
+    even where its own convolutions saw the tile border (the HQ encoder of stage 2)."""
 
     def run(regs: Registers) -> None:
         regs["weight"] = network.weight_predictor(regs["feature0"])
 
-    return Step("codebook weights", run, ("feature0",), ("weight",), whole=True)
+    return Step("codebook weights", run, ("feature0",), ("feature0", "weight"), whole=True)
 
 
 def _quantize_and_fuse(network: AdaCodeNet, weighted: bool) -> Step:
