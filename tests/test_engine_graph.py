@@ -28,6 +28,17 @@ def test_steps_equal_forward_bit_for_bit(task: str, scale: int) -> None:
     assert set(regs) == ({"h"} if expected.weight is None else {"h", "weight"})
 
 
+def test_only_the_swin_stacks_reach_over_the_whole_latent() -> None:
+    """The weight predictor gives `weight` as a step of its own; looking the latent up in the
+    codebooks and fusing them (one set of temporaries per codebook) runs per tile."""
+    config = AdaCodeConfig.tiny("sr", 4)
+    steps = network_steps(build_network(config))
+    swin = f"encoder.{config.input_levels}"  # after the down blocks
+    assert [step.name for step in steps if step.whole] == [swin, "codebook weights"]
+    quantize = next(step for step in steps if step.name == "quantize")
+    assert quantize.reads == ("feature0", "weight") and quantize.writes == ("h",)
+
+
 def test_every_segment_after_the_first_starts_with_one_norm_and_covers_all_norms() -> None:
     network = build_network(AdaCodeConfig.tiny("sr", 4))
     cut = segments(network_steps(network))

@@ -67,3 +67,48 @@ def test_one_meta_pass_counts_the_registers_a_real_run_parks(monkeypatch) -> Non
             storages = {v.untyped_storage().data_ptr(): v.numel() for v in regs.values()}
             real.append(sum(storages.values()) * torch.bfloat16.itemsize / side**2)
     assert counted.parked == tuple(real)
+
+
+def test_the_whole_latent_steps_cost_a_few_latent_tensors() -> None:
+    """Chunked Swin blocks and a per-tile codebook lookup: the costliest `whole` step of the
+    official models holds a few latent-sized tensors (it held 16-22 before), plus a fixed part
+    of tens of MB."""
+    for task, scale in (("sr", 2), ("sr", 4), ("inpaint", 1)):
+        config = AdaCodeConfig.official(task, scale)  # type: ignore[arg-type]
+        costs = profile(config, torch.float32)
+        latent = config.channels[0] * 4 / config.latent_factor**2  # bytes per input pixel
+        assert 2.5 * latent < costs.whole < 5 * latent
+        assert 2**20 < costs.whole_fixed < 2**27
+
+
+def _real_whole_step_peak(network: torch.nn.Module, step, channels: int, latent: int) -> int:
+    """Live bytes the dispatcher sees in a real CPU run of `step` on a square latent, inputs
+    included."""
+    owned = {t.untyped_storage()._cdata for t in [*network.parameters(), *network.buffers()]}
+    regs = {name: torch.rand(1, channels, latent, latent) for name in step.reads}
+    inputs = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in regs.values()}
+    tracker = memory._LiveBytes({*owned, *inputs})
+    with torch.inference_mode(), tracker:
+        run_steps([step], regs)
+    return sum(inputs.values()) + tracker.peak
+
+
+def test_the_whole_latent_count_bounds_real_runs_at_every_size() -> None:
+    """The fitted count (fixed + per pixel, without slack) against real CPU runs of each
+    `whole` step on latents none of which was counted: below one chunk (the whole map at
+    once) and of several chunks; its per-pixel part is the real growth."""
+    config = AdaCodeConfig.tiny("sr", 2)
+    costs = memory.count_on_meta(config, torch.float32)
+    torch.manual_seed(0)
+    network = build_network(config).eval()
+    wholes = [step for step in network_steps(network) if step.whole]
+    latents = (40, 160, 224)
+    peaks = {latent: [_real_whole_step_peak(network, step, config.channels[0], latent)
+                      for step in wholes] for latent in latents}
+    for latent in latents:
+        pixels = (latent * config.latent_factor) ** 2
+        assert max(peaks[latent]) <= costs.whole * pixels + costs.whole_fixed
+    growth = ((latents[2] ** 2 - latents[1] ** 2) * config.latent_factor**2)
+    slopes = [(large - small) / growth for small, large in zip(peaks[160], peaks[224],
+                                                               strict=True)]
+    assert abs(max(slopes) - costs.whole) <= 0.05 * costs.whole

@@ -33,6 +33,67 @@ def test_sdpa_equals_math_attention_full_width(size) -> None:
     assert (fast - plain).abs().max() < 2e-5
 
 
+def _swin_stack() -> SwinLayers:
+    torch.manual_seed(0)
+    layers = SwinLayers(32, 2, 2, 2, 8, 2.0).eval()
+    for p in layers.parameters():
+        p.data.normal_(0, 0.1)
+    return layers
+
+
+@pytest.mark.parametrize("chunk", [16, 256])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_chunked_swin_stack_equals_the_whole_map_at_once(chunk: int, channels_last: bool
+                                                           ) -> None:
+    """Inference over a map of more than one chunk runs each block a chunk of windows at a
+    time, in place, and each RSTB's conv in bands of rows: 16 tokens is less than one window
+    (one window per chunk, one row per band); 256 leaves a partial last chunk and bands that
+    touch neither edge. Two images in the batch, 24 x 40 tokens each."""
+    layers = _swin_stack()
+    x = torch.randn(2, 32, 24, 40)
+    if channels_last:  # the tokens are then a view of the input: it must stay untouched
+        x = x.contiguous(memory_format=torch.channels_last)
+    before = x.clone()
+    chunks: list[int | None] = []
+    for module in layers.modules():
+        if isinstance(module, swin.SwinBlock):
+            module.register_forward_pre_hook(lambda module, args: chunks.append(args[2]))
+    with torch.inference_mode():
+        whole = layers(x)
+        layers.chunk_tokens = chunk
+        chunked = layers(x)
+    assert chunks == [None] * 4 + [chunk] * 4
+    assert torch.equal(x, before)
+    assert (chunked - whole).abs().max() < 1e-5
+    assert chunked.is_contiguous(memory_format=torch.channels_last) == channels_last
+    plain = layers(x)  # training keeps the whole-map path, whatever the chunk size
+    assert chunks[-1] is None and (plain.detach() - whole).abs().max() < 1e-5
+
+
+def test_chunk_windows_and_masks_are_those_of_the_rolled_map() -> None:
+    """`window_tokens` gathers what rolling the map and cutting it into windows gives;
+    `window_shift_mask` is the slice of the whole map's shift mask for the same windows, and
+    each window's mask is that of its class (last row or column of windows or neither)."""
+    h, w, window, shift = 24, 40, 8, 4
+    tokens = torch.arange(h * w).view(1, h, w, 1)
+    rolled = torch.roll(tokens, shifts=(-shift, -shift), dims=(1, 2))
+    expected = swin.window_partition(rolled, window).reshape(-1)
+    cpu = torch.device("cpu")
+    assert torch.equal(swin.window_tokens(h, w, window, shift, 0, 15, cpu), expected)
+    assert torch.equal(swin.window_tokens(h, w, window, shift, 4, 7, cpu),
+                       expected[4 * 64 : 11 * 64])
+    whole = swin.shift_mask(h, w, window, shift, cpu)
+    assert whole.shape == (15, 64, 64) and set(whole.unique().tolist()) == {0.0, -100.0}
+    assert torch.equal(swin.window_shift_mask(h, w, window, shift, 4, 7, cpu), whole[4:11])
+    assert not whole[:4].any() and whole[4].any()  # only the last window column and row mix
+    by_class = swin.class_shift_masks(window, shift, cpu)[swin.window_classes(h, w, window, cpu)]
+    assert torch.equal(by_class, whole)
+    for size in ((8, 40), (24, 8), (8, 8)):  # one row, one column, one window of windows
+        classes = swin.window_classes(*size, window, cpu)
+        assert torch.equal(swin.class_shift_masks(window, shift, cpu)[classes],
+                           swin.shift_mask(*size, window, shift, cpu))
+
+
 def test_network_fast_equals_plain_and_grad_path_matches() -> None:
     torch.manual_seed(0)
     network = build_network(AdaCodeConfig.tiny("sr", 2)).eval()

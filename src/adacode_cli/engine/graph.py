@@ -9,9 +9,10 @@ the order of `AdaCodeNet.forward`, and its own `quantize_and_fuse` and `skips_in
 forward pass is more than a chain of modules; tests/test_engine_graph.py proves them equal.
 
 Steps marked `whole` (the Swin stacks at the latent resolution: the LQ encoder's, and the weight
-predictor's inside `quantize`) reach furthest: shifted windows carry context across many
-windows, so a tile border costs most there. The executor can run them once over the whole
-image's latent, gathered from the tile cores, instead of per tile.
+predictor's, which gives `weight` before `quantize` looks the latent up and fuses per pixel)
+reach furthest: shifted windows carry context across many windows, so a tile border costs most
+there. The executor can run them once over the whole image's latent, gathered from the tile
+cores, instead of per tile.
 """
 
 from __future__ import annotations
@@ -94,18 +95,29 @@ def _copy(source: str, target: str) -> Step:
     return Step(f"keep {target}", run, (source,), (target,))
 
 
-def _quantize_and_fuse(network: AdaCodeNet) -> Step:
-    """The network's own `quantize_and_fuse` (no norms): `feature0` -> `h`, `weight`."""
+def _codebook_weights(network: AdaCodeNet) -> Step:
+    """The weight predictor (a Swin stack, then a 1x1 conv): `feature0` -> `weight`. It also
+    writes `feature0`, unchanged: run over the whole latent, each tile then gets back the
+    latent gathered from the tile cores, so its codebook lookup reads the image's own latent
+    even where its own convolutions saw the tile border (the HQ encoder of stage 2)."""
 
     def run(regs: Registers) -> None:
-        codes = network.quantize_and_fuse(regs["feature0"])
-        regs["h"] = codes.fused
-        if codes.weight is not None:
-            regs["weight"] = codes.weight
+        regs["weight"] = network.weight_predictor(regs["feature0"])
 
-    vqgan = network.config.stage == "vqgan"  # no weight predictor: per pixel but one 3x3 conv
-    writes = ("h",) if vqgan else ("h", "weight")
-    return Step("quantize", run, ("feature0",), writes, whole=not vqgan)
+    return Step("codebook weights", run, ("feature0",), ("feature0", "weight"), whole=True)
+
+
+def _quantize_and_fuse(network: AdaCodeNet, weighted: bool) -> Step:
+    """The network's own `quantize_and_fuse` (no norms) with the `weight` of the step before
+    (`weighted`; stage 1 has none): `feature0` -> `h`. Per pixel but for the 3x3 after-quant
+    convs: it reaches one latent pixel, and its temporaries (one set per codebook) stay per
+    tile."""
+
+    def run(regs: Registers) -> None:
+        regs["h"] = network.quantize_and_fuse(regs["feature0"], weight=regs.get("weight")).fused
+
+    reads = ("feature0", "weight") if weighted else ("feature0",)
+    return Step("quantize", run, reads, ("h",))
 
 
 def _add_feature(index: int) -> Step:
@@ -127,7 +139,10 @@ def network_steps(network: AdaCodeNet) -> list[Step]:
         steps += [_apply(name, block)] if is_leaf else _sequence(name, block)
         if index >= first_feature:
             steps.append(_copy("h", f"feature{index - first_feature}"))
-    steps.append(_quantize_and_fuse(network))
+    weighted = network.config.stage != "vqgan"
+    if weighted:
+        steps.append(_codebook_weights(network))
+    steps.append(_quantize_and_fuse(network, weighted))
     for index, decoder in enumerate(network.decoder_group):
         if network.skips_into(index):
             steps.append(_add_feature(index))

@@ -4,14 +4,18 @@ The per-pixel cost is measured, not guessed: the step graph of the network runs 
 device (shapes only, no compute, no memory) under a dispatch mode that follows every tensor the
 network allocates and frees, per model configuration and precision. That gives the peak of live
 activation bytes of a straight-through tile and the bytes each tile keeps parked between
-layered segments, both per padded input pixel. On CUDA the straight-through cost is measured
-again on the device itself, where kernels allocate workspaces the meta count cannot see.
+layered segments, both per padded input pixel. The `whole` steps (Swin stacks run once over an
+image's latent) are counted apart, at latents of several chunks (`SwinLayers` runs large maps in
+chunks): fixed bytes (a chunk's temporaries) plus bytes per pixel. On CUDA the straight-through
+cost is measured again on the device itself, where kernels allocate workspaces the meta count
+cannot see.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import weakref
 from collections.abc import Callable
@@ -27,6 +31,7 @@ from adacode_cli.engine import profile_cache
 from adacode_cli.engine.graph import Registers, Step, network_steps, run_steps, segments
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import build_network
+from adacode_cli.model.swin import CHUNK_TOKENS
 
 # Measured on the CPU (peak RSS growth of a whole-image run at x4 and x2, fp32 and bf16, inputs
 # of 271-400 px): 1.12-1.24x the live bytes the dispatcher sees (allocator slack, kernel
@@ -87,6 +92,7 @@ class MemoryProfile:
     fixed: int  # bytes independent of the tile: runtime workspaces, reduced-precision weights
     slack: float = STREAM_SLACK  # what the real run needs beyond `stream`
     whole: float = 0.0  # peak of a `whole` step over the image's latent, its inputs included
+    whole_fixed: int = 0  # ... and its part independent of the image (a chunk's temporaries)
 
     def stream_bytes(self, pixels: int) -> int:
         return int(self.stream * pixels * self.slack) + self.fixed
@@ -97,16 +103,17 @@ class MemoryProfile:
 
     def to_record(self) -> dict[str, Any]:
         return {"stream": self.stream, "parked": list(self.parked), "fixed": self.fixed,
-                "slack": self.slack, "whole": self.whole}
+                "slack": self.slack, "whole": self.whole, "whole_fixed": self.whole_fixed}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> MemoryProfile:
         return cls(float(record["stream"]), tuple(float(v) for v in record["parked"]),
-                   int(record["fixed"]), float(record["slack"]), float(record["whole"]))
+                   int(record["fixed"]), float(record["slack"]), float(record["whole"]),
+                   int(record["whole_fixed"]))
 
     def whole_bytes(self, pixels: int) -> int:
         """The `whole` steps of an image of `pixels` padded input pixels, run over its latent."""
-        return int(self.whole * pixels * self.slack)
+        return int((self.whole * pixels + self.whole_fixed) * self.slack)
 
     def parked_bytes(self, pixels: int, segments: int) -> int:
         """Registers parked for `pixels` of tiles while the first `segments` run layered."""
@@ -128,34 +135,40 @@ def profile(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu")
 def count_on_meta(config: AdaCodeConfig, dtype: torch.dtype) -> MemoryProfile:
     """Count `config` at `dtype` on a tile of four alignment steps (exact: costs scale with area
     apart from a fixed part that this size already makes small)."""
-    network, peak, parked, whole = _meta_pass(config, dtype, track=True)
+    network, peak, parked, (whole, whole_fixed) = _meta_pass(config, dtype, track=True)
     weights = 0
     if dtype != torch.float32:  # autocast keeps a cast copy of every weight while it runs
         weights = sum(p.numel() for p in network.parameters()) * dtype.itemsize
-    return MemoryProfile(peak, parked, RUNTIME_OVERHEAD + weights, whole=whole)
+    return MemoryProfile(peak, parked, RUNTIME_OVERHEAD + weights, whole=whole,
+                         whole_fixed=whole_fixed)
 
 
-def layered_costs(config: AdaCodeConfig, dtype: torch.dtype) -> tuple[tuple[float, ...], float]:
+def layered_costs(config: AdaCodeConfig, dtype: torch.dtype
+                  ) -> tuple[tuple[float, ...], float, int]:
     """Bytes per padded input pixel kept after each layered segment but the last (registers
     are parked in the compute precision, `dtype`, whatever autocast left them in), and the
-    peak of a `whole` step over the latent."""
-    _, _, parked, whole = _meta_pass(config, dtype, track=False)
-    return parked, whole
+    peak of a `whole` step over the latent: per padded input pixel, and fixed."""
+    _, _, parked, (whole, whole_fixed) = _meta_pass(config, dtype, track=False)
+    return parked, whole, whole_fixed
+
+
+WholeInputs = dict[str, tuple[int, torch.dtype]]  # channels and dtype of a step's inputs
 
 
 def _meta_pass(
     config: AdaCodeConfig, dtype: torch.dtype, track: bool
-) -> tuple[torch.nn.Module, float, tuple[float, ...], float]:
+) -> tuple[torch.nn.Module, float, tuple[float, ...], tuple[float, int]]:
     """One run of the step graph on the meta device, segment by segment (one pass serves every
     count: a first run of a model pays for it before its first image). Returns the network, the
-    peak live bytes (if `track`), the parked bytes after each segment but the last and the peak
-    of the costliest `whole` step (its inputs, temporaries and results), all per padded input
-    pixel; parked registers are counted in elements, stored at `dtype`."""
+    peak live bytes (if `track`) and the parked bytes after each segment but the last, per
+    padded input pixel, and the peak of the costliest `whole` step (its inputs, temporaries and
+    results: `_whole_step_cost`); parked registers are counted in elements, stored at
+    `dtype`."""
     side = 4 * config.pad_multiple
     with torch.device("meta"):
         network = build_network(config).to(dtype).eval()
     parked = []
-    wholes: list[tuple[Step, dict[str, tuple]]] = []
+    wholes: list[tuple[Step, WholeInputs, float]] = []  # and latent px per input px
     with torch.inference_mode():
         regs = {"h": torch.empty(1, 3, side, side, device="meta", dtype=dtype)}
         owned = {t.untyped_storage()._cdata for t in [*network.parameters(), *network.buffers()]}
@@ -165,7 +178,10 @@ def _meta_pass(
             for segment in layered:
                 for step in segment:
                     if step.whole:  # counted on its own below: one tracker at a time
-                        wholes.append((step, {name: _layout(regs[name]) for name in step.reads}))
+                        inputs = {name: (regs[name].shape[1], regs[name].dtype)
+                                  for name in step.reads}
+                        ratio = regs[step.reads[0]].shape[-1] / side
+                        wholes.append((step, inputs, ratio))
                     run_steps([step], regs)
                 elements = {value.untyped_storage()._cdata: value.numel()
                             for value in regs.values()}
@@ -173,20 +189,38 @@ def _meta_pass(
             if track:
                 run_steps(last, regs)
             del regs
-        whole = max((_whole_step_bytes(step, inputs, owned) for step, inputs in wholes),
-                    default=0)
-    return network, tracker.peak / side**2, tuple(parked), whole / side**2
+        costs = [_whole_step_cost(step, inputs, owned, ratio, config.window_size)
+                 for step, inputs, ratio in wholes]
+    whole = (max((c[0] for c in costs), default=0.0), max((c[1] for c in costs), default=0))
+    return network, tracker.peak / side**2, tuple(parked), whole
 
 
-def _layout(tensor: torch.Tensor) -> tuple:
-    return tuple(tensor.shape), tensor.stride(), tensor.dtype
+def _whole_step_cost(step: Step, inputs: WholeInputs, owned: set[int], ratio: float,
+                     window: int) -> tuple[float, int]:
+    """Bytes per padded input pixel and fixed bytes of `step` run alone over a whole latent
+    (`ratio` latent px per input px): a line through its peaks on latents of 2 and 3 chunks
+    (the fewest that run chunked and fit a line: counting a chunk costs the meta kernels tens
+    of ms per block), its fixed part raised where a latent of one chunk (run at once,
+    unchunked) lies above it; the line then bounds every smaller latent too, whose cost is
+    proportional to its size."""
+    side = max(window, math.isqrt(CHUNK_TOKENS) // window * window)
+    points = []
+    for chunks in (1, 2, 3):
+        latent = (side, side * chunks)
+        pixels = latent[0] * latent[1] / ratio**2
+        points.append((pixels, _whole_step_bytes(step, inputs, owned, latent)))
+    (one, one_peak), (small, small_peak), (large, large_peak) = points
+    per_pixel = (large_peak - small_peak) / (large - small)
+    fixed = max(small_peak - per_pixel * small, one_peak - per_pixel * one, 0)
+    return per_pixel, math.ceil(fixed)
 
 
-def _whole_step_bytes(step: Step, inputs: dict[str, tuple], owned: set[int]) -> int:
-    """Peak bytes of `step` run alone on meta registers laid out as `inputs` (counted in), as
-    the executor runs a `whole` step on the inputs it gathered."""
-    regs: Registers = {name: torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-                       for name, (shape, stride, dtype) in inputs.items()}
+def _whole_step_bytes(step: Step, inputs: WholeInputs, owned: set[int],
+                      latent: tuple[int, int]) -> int:
+    """Peak bytes of `step` run alone on meta registers of a `latent` (height, width) map,
+    counted in, as the executor runs a `whole` step on the inputs it gathered (contiguous)."""
+    regs: Registers = {name: torch.empty(1, channels, *latent, dtype=dtype, device="meta")
+                       for name, (channels, dtype) in inputs.items()}
     sizes = {value.untyped_storage()._cdata: value.untyped_storage().nbytes()
              for value in regs.values()}
     tracker = _LiveBytes({*owned, *sizes})
@@ -235,8 +269,8 @@ def measure_on_device(
     (small, small_peak), (large, large_peak) = points
     per_pixel = max((large_peak - small_peak) / (large - small), 1.0)
     fixed = max(0, int(small_peak - per_pixel * small))
-    parked, whole = layered_costs(config, dtype)
-    return MemoryProfile(per_pixel, parked, fixed, CALIBRATION_SLACK, whole)
+    parked, whole, whole_fixed = layered_costs(config, dtype)
+    return MemoryProfile(per_pixel, parked, fixed, CALIBRATION_SLACK, whole, whole_fixed)
 
 
 def available_memory(device: torch.device) -> int:

@@ -165,10 +165,13 @@ class AdaCodeNet(nn.Module):
         return self.multiscale_encoder(x)
 
     def quantize_and_fuse(
-        self, latent: torch.Tensor, target_indices: list[torch.Tensor] | None = None
+        self, latent: torch.Tensor, target_indices: list[torch.Tensor] | None = None,
+        weight: torch.Tensor | None = None,
     ) -> Codes:
-        """Look the latent up in every codebook and fuse the results with the predicted
-        per-pixel codebook weights (stage 1: its one codebook)."""
+        """Look the latent up in every codebook and fuse the results with the per-pixel
+        codebook weights (stage 1: its one codebook): `weight`, where already predicted
+        (`weight_predictor(latent)`; the engine predicts it over a whole image's latent and
+        fuses per tile), else predicted here."""
         indices, losses, after = [], [], []
         semantic = None
         for k, (before, quantizer, after_conv) in enumerate(
@@ -183,7 +186,8 @@ class AdaCodeNet(nn.Module):
             losses.append(quant.loss)
         if self.config.stage == "vqgan":
             return Codes(after[0], None, indices, losses, semantic)
-        weight = self.weight_predictor(latent)
+        if weight is None:
+            weight = self.weight_predictor(latent)
         fused = torch.sum(torch.stack(after).transpose(0, 1) * weight.unsqueeze(2), dim=1)
         return Codes(fused, weight, indices, losses)
 

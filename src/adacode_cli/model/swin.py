@@ -9,6 +9,14 @@ kept: cached, it held about 49 KB per latent pixel after a forward. The linear l
 oneDNN at inference on the CPU (`Linear`), with the MLP's GELU fused into its first layer.
 `set_attention("math")` keeps the plain formulation of the paper's code (explicit attention,
 `F.linear`), used by the tests to prove the fast path equal and by the benchmarks' reference.
+
+At inference over a map of more than `SwinLayers.chunk_tokens` tokens (the engine runs the Swin
+stacks once over a whole image's latent), each block runs a chunk of windows at a time, its
+attention and MLP together, and writes the chunk's result back into the map; each RSTB's conv
+runs in bands of rows and adds into the map. A stack then holds three latent-sized tensors (its
+input, the RSTB's residual and the blocks' map) and one chunk's temporaries, where the whole map
+at once held some twenty (qkv, scores, masks, the MLP's hidden layer). Training, small maps and
+the "math" formulation run the whole map at once.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from torch import nn
 from adacode_cli.model.layers import DerivedTensor, residual_add
 
 SHIFT_MASK_VALUE = -100.0  # the official code uses -100, not -inf; keep it for identical softmax
+# tokens per chunk of a large map at inference: a chunk's temporaries (qkv, scores, the MLP's
+# hidden layer) are then tens of MB at the official width
+CHUNK_TOKENS = 4096
 
 
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -49,6 +60,54 @@ def _relative_position_index(window: int) -> torch.Tensor:
     return relative[:, :, 0] * (2 * window - 1) + relative[:, :, 1]
 
 
+def _window_positions(w: int, window: int, first: int, count: int, device: torch.device
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(count, N) rows and columns, in the rolled map, of the tokens of windows `first` ..
+    `first + count - 1` (row-major windows of a map `w` wide, tokens in `window_partition`'s
+    order)."""
+    n = torch.arange(window * window, device=device)
+    index = torch.arange(first, first + count, device=device)[:, None]
+    per_row = w // window
+    return (index // per_row) * window + n // window, (index % per_row) * window + n % window
+
+
+def window_tokens(h: int, w: int, window: int, shift: int, first: int, count: int,
+                  device: torch.device) -> torch.Tensor:
+    """Row indices into an (h * w, C) token map of the tokens of windows `first` ..
+    `first + count - 1` of the map rolled by -`shift`, as `window_partition` lays them out."""
+    rows, cols = _window_positions(w, window, first, count, device)
+    return (((rows + shift) % h) * w + (cols + shift) % w).reshape(-1)
+
+
+def window_shift_mask(h: int, w: int, window: int, shift: int, first: int, count: int,
+                      device: torch.device) -> torch.Tensor:
+    """Additive mask (count, N, N) of windows `first` .. `first + count - 1` that stops tokens
+    from attending across a cyclic-shift seam: the rolled map's last `window` rows (columns)
+    hold two regions, split `shift` from its edge."""
+    rows, cols = _window_positions(w, window, first, count, device)
+
+    def band(position: torch.Tensor, size: int) -> torch.Tensor:
+        return (position >= size - window).long() + (position >= size - shift).long()
+
+    region = band(rows, h) * 3 + band(cols, w)
+    diff = region[:, None, :] - region[:, :, None]
+    return torch.zeros(diff.shape, device=device).masked_fill(diff != 0, SHIFT_MASK_VALUE)
+
+
+def window_classes(h: int, w: int, window: int, device: torch.device) -> torch.Tensor:
+    """Per window of an (h, w) map: 2 if it is in the last row of windows, plus 1 if in the
+    last column. A window's shift mask depends on nothing else (`class_shift_masks`)."""
+    rows, per_row = h // window, w // window
+    index = torch.arange(rows * per_row, device=device)
+    return (index // per_row == rows - 1).long() * 2 + (index % per_row == per_row - 1).long()
+
+
+def class_shift_masks(window: int, shift: int, device: torch.device) -> torch.Tensor:
+    """(4, N, N): the shift mask of a window of each `window_classes` class, those of the
+    four windows of a 2 x 2-window map."""
+    return window_shift_mask(2 * window, 2 * window, window, shift, 0, 4, device)
+
+
 @lru_cache(maxsize=32)
 def window_order(batch: int, h: int, w: int, window: int, shift: int, device: torch.device
                  ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,10 +116,9 @@ def window_order(batch: int, h: int, w: int, window: int, shift: int, device: to
     the windows gives the map back, rolled back. Built as normal tensors even inside inference
     mode: autograd saves the indices of a later training step."""
     with torch.inference_mode(False):
-        tokens = torch.arange(batch * h * w, device="cpu").view(batch, h, w, 1)
-        if shift:
-            tokens = torch.roll(tokens, shifts=(-shift, -shift), dims=(1, 2))
-        order = window_partition(tokens, window).reshape(-1)
+        windows = (h // window) * (w // window)
+        single = window_tokens(h, w, window, shift, 0, windows, torch.device("cpu"))
+        order = torch.cat([single + image * h * w for image in range(batch)])
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(order.numel())
         return order.to(device), inverse.to(device)
@@ -69,17 +127,8 @@ def window_order(batch: int, h: int, w: int, window: int, shift: int, device: to
 @lru_cache(maxsize=32)
 def shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -> torch.Tensor:
     """Additive mask (windows, N, N) that stops tokens from attending across a cyclic-shift seam."""
-    region = torch.zeros(1, h, w, 1, device="cpu")
-    label = 0
-    bounds = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
-    for rows in bounds:
-        for cols in bounds:
-            region[:, rows, cols, :] = label
-            label += 1
-    windows = window_partition(region, window).squeeze(-1)
-    diff = windows[:, None, :] - windows[:, :, None]
-    mask = torch.zeros_like(diff).masked_fill(diff != 0, SHIFT_MASK_VALUE)
-    return mask.to(device)
+    windows = (h // window) * (w // window)
+    return window_shift_mask(h, w, window, shift, 0, windows, torch.device("cpu")).to(device)
 
 
 def _onednn_linear_available() -> bool:
@@ -221,15 +270,54 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, size: tuple[int, int], chunk: int | None = None
+                ) -> torch.Tensor:
+        """x: (B, H * W, C) tokens of maps of `size`. With `chunk` (inference only, x
+        contiguous), the block runs about `chunk` tokens' windows at a time and writes its
+        result into `x` itself."""
+        if chunk is not None:
+            return self._forward_chunked(x, size, chunk)
         h, w = size
         mask = shift_mask(h, w, self.window, self.shift, x.device) if self.shift else None
         if self.attn.attention == "math":
             attended = self._attend_rolled(self.norm1(x), size, mask)
         else:
             attended = self._attend_gathered(self.norm1(x), size, mask)
-        x = residual_add(attended, x)
+        return self._mlp_residual(residual_add(attended, x))
+
+    def _mlp_residual(self, x: torch.Tensor) -> torch.Tensor:
         return residual_add(self.mlp(self.norm2(x)), x)
+
+    def _forward_chunked(self, x: torch.Tensor, size: tuple[int, int], chunk: int
+                         ) -> torch.Tensor:
+        """The block over `chunk` tokens' windows at a time: each chunk's tokens gathered in
+        window order, attended, through the MLP (both per window or per token, so a chunk
+        needs nothing outside it) and copied back; only one chunk's temporaries live. The
+        windows' token indices and mask classes are built once for all chunks."""
+        b, length, c = x.shape
+        h, w = size
+        n = self.window * self.window
+        flat = x.view(b * length, c)
+        windows, step = length // n, max(1, chunk // n)
+        order = window_tokens(h, w, self.window, self.shift, 0, windows, x.device)
+        if self.shift:
+            classes = window_classes(h, w, self.window, x.device)
+            masks = class_shift_masks(self.window, self.shift, x.device)
+        for image in range(b):
+            for first in range(0, windows, step):
+                count = min(step, windows - first)
+                index = order[first * n : (first + count) * n]
+                if image:
+                    index = index + image * length
+                mask = None
+                if self.shift:
+                    mask = masks.index_select(0, classes[first : first + count])
+                tokens = flat.index_select(0, index)
+                attended = self.attn(self.norm1(tokens).view(count, n, c), mask)
+                tokens = self._mlp_residual(residual_add(attended.view(-1, c), tokens))
+                flat.index_copy_(0, index, tokens)
+                del tokens, attended
+        return x
 
     def _attend_rolled(self, x: torch.Tensor, size: tuple[int, int], mask: torch.Tensor | None
                        ) -> torch.Tensor:
@@ -262,9 +350,11 @@ class BasicLayer(nn.Module):
             for i in range(depth)
         )
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, size: tuple[int, int], chunk: int | None = None
+                ) -> torch.Tensor:
+        """The blocks in turn; with `chunk`, chunked and in place in `x` (`SwinBlock`)."""
         for block in self.blocks:
-            x = block(x, size)
+            x = block(x, size, chunk)
         return x
 
 
@@ -276,10 +366,37 @@ class RSTB(nn.Module):
         self.residual_group = BasicLayer(dim, depth, heads, window, mlp_ratio)
         self.conv = nn.Conv2d(dim, dim, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, size: tuple[int, int], chunk: int | None = None
+                ) -> torch.Tensor:
+        """x: (B, H * W, C) tokens. With `chunk` (inference only, x contiguous), the result is
+        written into `x` (`_forward_chunked`)."""
+        if chunk is not None:
+            return self._forward_chunked(x, size, chunk)
         b, _, c = x.shape
         y = self.residual_group(x, size).transpose(1, 2).reshape(b, c, *size)
         return self.conv(y).flatten(2).transpose(1, 2) + x
+
+    def _forward_chunked(self, x: torch.Tensor, size: tuple[int, int], chunk: int
+                         ) -> torch.Tensor:
+        """The blocks chunked in place on a copy of `x`; the conv reads that copy as a
+        channels-last map (a view: token-major is channels-last) in bands of about `chunk`
+        tokens, each band adding its output rows into `x`. No transposed copy, no conv output
+        the size of the map."""
+        b, _, c = x.shape
+        h, w = size
+        y = self.residual_group(x.clone(), size, chunk)
+        image = y.view(b, h, w, c).permute(0, 3, 1, 2)
+        out = x.view(b, h, w, c)
+        rows = max(1, -(-chunk // w))
+        for top in range(0, h, rows):
+            bottom = min(top + rows, h)
+            band = image[:, :, max(top - 1, 0) : bottom + 1]
+            if top == 0 or bottom == h:  # zero rows beyond the map, as the conv's padding
+                band = F.pad(band, (0, 0, int(top == 0), int(bottom == h)))
+            conv = F.conv2d(band, self.conv.weight, self.conv.bias, padding=(0, 1))
+            out[:, top:bottom].add_(conv.permute(0, 2, 3, 1))
+            del band, conv
+        return x
 
 
 class SwinLayers(nn.Module):
@@ -292,13 +409,29 @@ class SwinLayers(nn.Module):
         self.swin_blks = nn.ModuleList(
             RSTB(dim, depth, heads, window, mlp_ratio) for _ in range(layers)
         )
+        self.chunk_tokens = CHUNK_TOKENS  # maps of more tokens run chunked at inference
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         tokens = x.reshape(b, c, h * w).transpose(1, 2)
+        chunk = self._chunk(b * h * w)
+        if chunk is not None:  # the chunked blocks write into their map: never into `x`
+            tokens = tokens.clone(memory_format=torch.contiguous_format)
         for layer in self.swin_blks:
-            tokens = layer(tokens, (h, w))
-        return tokens.transpose(1, 2).reshape(b, c, h, w)
+            tokens = layer(tokens, (h, w), chunk)
+        out = tokens.transpose(1, 2).reshape(b, c, h, w)
+        if chunk is not None and not x.is_contiguous(memory_format=torch.channels_last):
+            return out.contiguous()  # the input's layout, as the whole-map path gives it
+        return out
+
+    def _chunk(self, tokens: int) -> int | None:
+        """Tokens per chunk where this forward runs chunked: inference (no gradient, not traced
+        by `torch.compile`) with fast attention over more than one chunk; else None."""
+        if (tokens <= self.chunk_tokens or torch.is_grad_enabled()
+                or torch.compiler.is_compiling()):
+            return None
+        math = any(m.attention == "math" for m in self.modules() if isinstance(m, WindowAttention))
+        return None if math else self.chunk_tokens
 
     def set_attention(self, mode: str) -> None:
         """Switch every window attention between "sdpa" (fast: SDPA, oneDNN linear layers) and
