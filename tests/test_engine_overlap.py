@@ -127,8 +127,9 @@ def test_default_overlap_is_closer_to_the_whole_image_than_none(whole_and_tiled)
     measured = {name: psnr(image, whole, peak=1.0) for name, (image, _) in whole_and_tiled.items()
                 if name != "whole"}
     # measured (tiny model, seed 0): Swin steps over the whole latent 96.5 dB with the default
-    # overlap (64 px), 32.7 dB with none; Swin steps per tile 55.2 and 31.1 dB
+    # overlap (64 px), 19.4 dB with none (the gathered latent then holds pixels computed at a
+    # tile edge); Swin steps per tile 55.2 and 31.1 dB
     assert measured["default"] >= 95.5
-    assert measured["none"] <= 33.7
+    assert measured["none"] <= 20.4
     assert measured["default, Swin per tile"] >= 54.2
     assert measured["none, Swin per tile"] <= 32.1

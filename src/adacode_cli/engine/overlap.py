@@ -48,7 +48,7 @@ MIN_OVERLAP_STEPS = 2
 LATENT_REACH_KEY = "latent_reach"
 # the latent gathered from tile cores must be the whole image's, not merely seamless: its errors
 # spread over whole Swin windows, and the cliff is sharp (sr-x2: RMS 0.05 at 16 px from a cut,
-# noise at 32 px), so the reach is measured where every output column keeps 60 dB
+# noise at 32 px), so the reach (`least_overlap`) is measured where every column keeps 60 dB
 LATENT_REACH_DB = 60.0
 MAX_AUTO_OVERLAP = 512  # automatic tiles: the planner's smallest tile is then 2048 px
 
@@ -111,16 +111,19 @@ def _has_latent_reach(config: AdaCodeConfig) -> bool:
 
 
 def least_overlap(config: AdaCodeConfig, whole_latent: bool = False) -> int:
-    """The narrowest overlap the seam prediction holds for. Tiles that run their Swin steps
-    need MIN_OVERLAP_STEPS alignment steps (a blend band at every seam). With the whole latent,
-    the latent gathered from tile cores must be exact: every core edge lies at least the
-    measured `latent_reach` (input px from a cut edge beyond which a tile's latent equals the
-    whole image's) inside its tile, so the overlap is twice that, aligned."""
+    """The narrowest overlap the seam prediction holds for: MIN_OVERLAP_STEPS steps of the
+    Swin window grid (a blend band at every seam). With the whole latent this also keeps every
+    core edge a full step inside its tile, so the latent gathered from the cores is the whole
+    image's: the encoder before the Swin steps sees about one step around each latent pixel,
+    and the measured `latent_reach` (10-56 px for the official models at 60 dB) sits close to
+    a sharp cliff that moves with the weights (the tiny test models need 64 px where the
+    official inpainting model needs 56). A model measured to reach further gets twice its
+    reach."""
+    least = MIN_OVERLAP_STEPS * config.pad_multiple
     align = tile_alignment(config, whole_latent)
     if align == config.pad_multiple:
-        return MIN_OVERLAP_STEPS * align
-    reach = _latent_reaches()[model_key(config)]
-    return max(2 * align, -(-2 * reach // align) * align)
+        return least
+    return max(least, -(-2 * _latent_reaches()[model_key(config)] // align) * align)
 
 
 def _tile_weights(tile: int, stride: int, blend: int) -> tuple[np.ndarray, list[np.ndarray]]:
