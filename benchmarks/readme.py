@@ -36,7 +36,7 @@ TILE_CASES = (("sr-x2", 480), ("sr-x2", 640), ("sr-x4", 480), ("inpaint", 384))
 SEAM_PHOTOS = "astronaut,hubble_deep_field,immunohistochemistry"
 # (task, input side, overlaps at --tile 240: None is the default, photos, Swin steps over the
 # whole latent (the default) or per tile (earlier releases))
-SEAM_CASES = (("sr-x2", 480, [None, 64, 0], SEAM_PHOTOS, True),
+SEAM_CASES = (("sr-x2", 480, [None, 32, 0], SEAM_PHOTOS, True),
               ("sr-x2", 480, [None, 64], SEAM_PHOTOS, False),
               ("sr-x2", 640, [None], "hubble_deep_field,retina", True),
               ("sr-x4", 480, [None], "astronaut,immunohistochemistry", True),
