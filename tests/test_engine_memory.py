@@ -10,6 +10,7 @@ from adacode_cli.engine.memory import host_available_memory, profile
 from adacode_cli.engine.planner import Budget, PlanInputs, choose_plan
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import build_network
+from adacode_cli.model.swin import chunk_tokens
 
 
 def test_costs_are_measured_per_model_and_precision() -> None:
@@ -112,3 +113,13 @@ def test_the_whole_latent_count_bounds_real_runs_at_every_size() -> None:
     slopes = [(large - small) / growth for small, large in zip(peaks[160], peaks[224],
                                                                strict=True)]
     assert abs(max(slopes) - costs.whole) <= 0.05 * costs.whole
+
+
+def test_accelerators_count_the_larger_swin_chunks_they_run() -> None:
+    """A chunk costs kernel launches on an accelerator, so chunks are larger there: the count
+    for a CUDA device holds the larger chunk's temporaries, per pixel the same."""
+    config = AdaCodeConfig.official("sr", 2)
+    cpu, cuda = (memory.count_on_meta(config, torch.float16, kind) for kind in ("cpu", "cuda"))
+    assert chunk_tokens("cuda") == chunk_tokens("mps") == 16 * chunk_tokens("cpu")
+    assert cuda.whole_fixed > 8 * cpu.whole_fixed
+    assert abs(cuda.whole - cpu.whole) <= 0.05 * cpu.whole

@@ -31,7 +31,7 @@ from adacode_cli.engine import profile_cache
 from adacode_cli.engine.graph import Registers, Step, network_steps, run_steps, segments
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import build_network
-from adacode_cli.model.swin import CHUNK_TOKENS
+from adacode_cli.model.swin import SwinLayers, chunk_tokens
 
 # Measured on the CPU (peak RSS growth of a whole-image run at x4 and x2, fp32 and bf16, inputs
 # of 271-400 px): 1.12-1.24x the live bytes the dispatcher sees (allocator slack, kernel
@@ -128,14 +128,15 @@ def profile(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu")
     model, precision, device type and torch version, then read from the profile cache."""
     key = profile_cache.profile_key(config, dtype, device_type)
     return MemoryProfile.from_record(
-        profile_cache.cached(key, lambda: count_on_meta(config, dtype).to_record())
+        profile_cache.cached(key, lambda: count_on_meta(config, dtype, device_type).to_record())
     )
 
 
-def count_on_meta(config: AdaCodeConfig, dtype: torch.dtype) -> MemoryProfile:
+def count_on_meta(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu"
+                  ) -> MemoryProfile:
     """Count `config` at `dtype` on a tile of four alignment steps (exact: costs scale with area
     apart from a fixed part that this size already makes small)."""
-    network, peak, parked, (whole, whole_fixed) = _meta_pass(config, dtype, track=True)
+    network, peak, parked, (whole, whole_fixed) = _meta_pass(config, dtype, True, device_type)
     weights = 0
     if dtype != torch.float32:  # autocast keeps a cast copy of every weight while it runs
         weights = sum(p.numel() for p in network.parameters()) * dtype.itemsize
@@ -143,12 +144,13 @@ def count_on_meta(config: AdaCodeConfig, dtype: torch.dtype) -> MemoryProfile:
                          whole_fixed=whole_fixed)
 
 
-def layered_costs(config: AdaCodeConfig, dtype: torch.dtype
+def layered_costs(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu"
                   ) -> tuple[tuple[float, ...], float, int]:
     """Bytes per padded input pixel kept after each layered segment but the last (registers
     are parked in the compute precision, `dtype`, whatever autocast left them in), and the
-    peak of a `whole` step over the latent: per padded input pixel, and fixed."""
-    _, _, parked, (whole, whole_fixed) = _meta_pass(config, dtype, track=False)
+    peak of a `whole` step over the latent on a `device_type` device (its Swin chunks): per
+    padded input pixel, and fixed."""
+    _, _, parked, (whole, whole_fixed) = _meta_pass(config, dtype, False, device_type)
     return parked, whole, whole_fixed
 
 
@@ -156,17 +158,21 @@ WholeInputs = dict[str, tuple[int, torch.dtype]]  # channels and dtype of a step
 
 
 def _meta_pass(
-    config: AdaCodeConfig, dtype: torch.dtype, track: bool
+    config: AdaCodeConfig, dtype: torch.dtype, track: bool, device_type: str
 ) -> tuple[torch.nn.Module, float, tuple[float, ...], tuple[float, int]]:
     """One run of the step graph on the meta device, segment by segment (one pass serves every
     count: a first run of a model pays for it before its first image). Returns the network, the
     peak live bytes (if `track`) and the parked bytes after each segment but the last, per
     padded input pixel, and the peak of the costliest `whole` step (its inputs, temporaries and
-    results: `_whole_step_cost`); parked registers are counted in elements, stored at
-    `dtype`."""
+    results: `_whole_step_cost`, with the Swin chunks of a `device_type` device); parked
+    registers are counted in elements, stored at `dtype`."""
     side = 4 * config.pad_multiple
     with torch.device("meta"):
         network = build_network(config).to(dtype).eval()
+    chunk = chunk_tokens(device_type)
+    for module in network.modules():  # this counting copy runs on meta as the device would
+        if isinstance(module, SwinLayers):
+            module.chunk_tokens = chunk
     parked = []
     wholes: list[tuple[Step, WholeInputs, float]] = []  # and latent px per input px
     with torch.inference_mode():
@@ -189,21 +195,21 @@ def _meta_pass(
             if track:
                 run_steps(last, regs)
             del regs
-        costs = [_whole_step_cost(step, inputs, owned, ratio, config.window_size)
+        costs = [_whole_step_cost(step, inputs, owned, ratio, config.window_size, chunk)
                  for step, inputs, ratio in wholes]
     whole = (max((c[0] for c in costs), default=0.0), max((c[1] for c in costs), default=0))
     return network, tracker.peak / side**2, tuple(parked), whole
 
 
 def _whole_step_cost(step: Step, inputs: WholeInputs, owned: set[int], ratio: float,
-                     window: int) -> tuple[float, int]:
+                     window: int, chunk: int) -> tuple[float, int]:
     """Bytes per padded input pixel and fixed bytes of `step` run alone over a whole latent
     (`ratio` latent px per input px): a line through its peaks on latents of 2 and 3 chunks
     (the fewest that run chunked and fit a line: counting a chunk costs the meta kernels tens
     of ms per block), its fixed part raised where a latent of one chunk (run at once,
     unchunked) lies above it; the line then bounds every smaller latent too, whose cost is
     proportional to its size."""
-    side = max(window, math.isqrt(CHUNK_TOKENS) // window * window)
+    side = max(window, math.isqrt(chunk) // window * window)
     points = []
     for chunks in (1, 2, 3):
         latent = (side, side * chunks)
@@ -269,7 +275,7 @@ def measure_on_device(
     (small, small_peak), (large, large_peak) = points
     per_pixel = max((large_peak - small_peak) / (large - small), 1.0)
     fixed = max(0, int(small_peak - per_pixel * small))
-    parked, whole, whole_fixed = layered_costs(config, dtype)
+    parked, whole, whole_fixed = layered_costs(config, dtype, device.type)
     return MemoryProfile(per_pixel, parked, fixed, CALIBRATION_SLACK, whole, whole_fixed)
 
 

@@ -24,7 +24,7 @@ from adacode_cli.engine.shipped_profiles import shipped
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.weights.cache import cache_root
 
-FORMAT_VERSION = 3  # 2: the profile counts the `whole` steps; 3: as fixed + per-pixel bytes
+FORMAT_VERSION = 4  # 2: counts the `whole` steps; 3: as fixed + per-pixel bytes; 4: per device type
 
 Record = dict[str, Any]
 

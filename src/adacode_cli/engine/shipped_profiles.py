@@ -24,7 +24,7 @@ from adacode_cli.model.config import AdaCodeConfig
 SHIPPED_PATH = Path(__file__).with_name("shipped_profiles.json")
 OFFICIAL = (("sr", 2), ("sr", 4), ("inpaint", 1), ("recon", 1))
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-DEVICE_TYPES = ("cpu", "cuda", "mps")  # the meta count is the same for each
+DEVICE_TYPES = ("cpu", "cuda", "mps")  # accelerators share a count (their Swin chunks)
 
 Record = dict[str, Any]
 
@@ -58,9 +58,11 @@ def count_official() -> list[Record]:
     for task, scale in OFFICIAL:
         config = AdaCodeConfig.official(task, scale)  # type: ignore[arg-type]
         for dtype in DTYPES:
-            record = count_on_meta(config, dtype).to_record()
+            records = {"cpu": count_on_meta(config, dtype, "cpu").to_record(),
+                       "accelerator": count_on_meta(config, dtype, "cuda").to_record()}
             for device in DEVICE_TYPES:
                 key = json.loads(portable(profile_key(config, dtype, device)))
+                record = records["cpu" if device == "cpu" else "accelerator"]
                 entries.append({"key": key, "profile": record})
     return entries
 

@@ -10,7 +10,7 @@ oneDNN at inference on the CPU (`Linear`), with the MLP's GELU fused into its fi
 `set_attention("math")` keeps the plain formulation of the paper's code (explicit attention,
 `F.linear`), used by the tests to prove the fast path equal and by the benchmarks' reference.
 
-At inference over a map of more than `SwinLayers.chunk_tokens` tokens (the engine runs the Swin
+At inference over a map of more than `chunk_tokens(device type)` tokens (the engine runs the Swin
 stacks once over a whole image's latent), each block runs a chunk of windows at a time, its
 attention and MLP together, and writes the chunk's result back into the map; each RSTB's conv
 runs in bands of rows and adds into the map. A stack then holds three latent-sized tensors (its
@@ -30,9 +30,18 @@ from torch import nn
 from adacode_cli.model.layers import DerivedTensor, residual_add
 
 SHIFT_MASK_VALUE = -100.0  # the official code uses -100, not -inf; keep it for identical softmax
-# tokens per chunk of a large map at inference: a chunk's temporaries (qkv, scores, the MLP's
-# hidden layer) are then tens of MB at the official width
+# tokens per chunk of a large map at inference, per device type: on the CPU a chunk's
+# temporaries (qkv, scores, the MLP's hidden layer) are then tens of MB at the official width,
+# and the chunked blocks measured 1.10x faster (cache); on an accelerator each chunk costs a
+# dozen kernel launches per block, so chunks are 16x larger there (a 1024 px image at x4: 4
+# chunks per block, not 64; its temporaries some hundreds of MB)
 CHUNK_TOKENS = 4096
+ACCELERATOR_CHUNK_TOKENS = 16 * CHUNK_TOKENS
+
+
+def chunk_tokens(device_type: str) -> int:
+    """Tokens per chunk of a Swin block over a large map on a `device_type` device."""
+    return CHUNK_TOKENS if device_type == "cpu" else ACCELERATOR_CHUNK_TOKENS
 
 
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -409,12 +418,13 @@ class SwinLayers(nn.Module):
         self.swin_blks = nn.ModuleList(
             RSTB(dim, depth, heads, window, mlp_ratio) for _ in range(layers)
         )
-        self.chunk_tokens = CHUNK_TOKENS  # maps of more tokens run chunked at inference
+        # maps of more tokens run chunked at inference; None: `chunk_tokens` of their device
+        self.chunk_tokens: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         tokens = x.reshape(b, c, h * w).transpose(1, 2)
-        chunk = self._chunk(b * h * w)
+        chunk = self._chunk(b * h * w, x.device.type)
         if chunk is not None:  # the chunked blocks write into their map: never into `x`
             tokens = tokens.clone(memory_format=torch.contiguous_format)
         for layer in self.swin_blks:
@@ -424,14 +434,14 @@ class SwinLayers(nn.Module):
             return out.contiguous()  # the input's layout, as the whole-map path gives it
         return out
 
-    def _chunk(self, tokens: int) -> int | None:
+    def _chunk(self, tokens: int, device_type: str) -> int | None:
         """Tokens per chunk where this forward runs chunked: inference (no gradient, not traced
         by `torch.compile`) with fast attention over more than one chunk; else None."""
-        if (tokens <= self.chunk_tokens or torch.is_grad_enabled()
-                or torch.compiler.is_compiling()):
+        size = self.chunk_tokens or chunk_tokens(device_type)
+        if tokens <= size or torch.is_grad_enabled() or torch.compiler.is_compiling():
             return None
         math = any(m.attention == "math" for m in self.modules() if isinstance(m, WindowAttention))
-        return None if math else self.chunk_tokens
+        return None if math else size
 
     def set_attention(self, mode: str) -> None:
         """Switch every window attention between "sdpa" (fast: SDPA, oneDNN linear layers) and
