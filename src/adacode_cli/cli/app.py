@@ -6,6 +6,7 @@ heavy layers inside its command functions.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from typing import Any
@@ -71,12 +72,31 @@ def _wants_traceback(argv: list[str]) -> bool:
                for arg in argv)
 
 
+def _escape_unprintable_names() -> None:
+    """File names are bytes on Linux and need not be valid in the terminal's encoding: print
+    them with escapes (as Python's stderr already does) instead of failing the run after its
+    files were written."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
+def _system_error(error: OSError) -> str:
+    """`path: reason` for an error of the operating system (disk full, permission denied)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    names = [str(name) for name in (error.filename, error.filename2) if name is not None]
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a user-caused error prints one line (a traceback only with -v).
 
     Typer handles usage errors itself (exit 2); our own errors carry their exit code.
     """
     args = sys.argv[1:] if argv is None else argv
+    _escape_unprintable_names()
     try:
         app(args=args, prog_name="adacode")
     except AdaCodeError as error:
@@ -84,6 +104,11 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         typer.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
+    except OSError as error:  # the system refused a read or write we did not foresee
+        if _wants_traceback(args):
+            traceback.print_exc()
+        typer.echo(f"error: {_system_error(error)}", err=True)
+        sys.exit(ExitCode.SOME_FAILED)
     except KeyboardInterrupt:  # outside any command: while parsing the arguments
         typer.echo("interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)

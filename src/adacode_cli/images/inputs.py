@@ -89,18 +89,6 @@ def input_root(spec: str) -> Path:
     return Path(*fixed) if fixed else Path()
 
 
-def refuse_shared_outputs(inputs: list[Path], outputs: list[Path], *, hint: str = "") -> None:
-    """Refuse, before anything is written, two inputs that would be written to one file: the
-    second would silently replace the first."""
-    clash = find_shared_write(outputs)
-    if clash is not None:
-        first, second = clash
-        raise AdaCodeError(
-            f"{outputs[second]}: both {inputs[first]} and {inputs[second]} would be written there"
-            + (f"; {hint}" if hint else "")
-        )
-
-
 def find_shared_write(destinations: list[Path]) -> tuple[int, int] | None:
     """The indices of the first two `destinations` that are one file, or None."""
     claimed: dict[Path, int] = {}
