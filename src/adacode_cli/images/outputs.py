@@ -271,7 +271,9 @@ def _refuse_shared_writes(plans: list[PlannedImage], request: OutputRequest | No
     options = [side.option for side in sides if side.label in first + second]
     if options:
         hint = f"rename one of the inputs, or leave out {options[0]}"
-    elif request is not None and request.ext != "auto":
+    elif request is None:
+        hint = "rename or move one of the inputs"
+    elif request.ext != "auto":
         hint = f"--ext {request.ext} gives them one name: use --ext auto or separate folders"
     else:
         hint = "they differ only in their extension: rename one, or restore them separately"

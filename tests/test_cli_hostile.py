@@ -1,0 +1,146 @@
+"""Hostile inputs and faults an outside tester tries, as real processes: every case ends with the
+right output or one line and the documented exit code, never an overwritten input, a traceback
+or a file left half-written.
+
+Each test covers a class of fault found by an audit (the other members of the class were
+checked by hand and are listed in the tests' names or messages).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_restore_helpers import leftovers, noise, run_cli, save_png, save_tiny_model
+from process_helpers import run_adacode
+
+USAGE, SOME_FAILED = 2, 1
+
+
+@pytest.fixture(scope="module")
+def sr_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "sr2.safetensors", "sr", 2)
+
+
+def without_torch(tmp_path: Path) -> dict[str, str]:
+    """An environment in which importing torch fails: usage errors must come before it."""
+    blocker = tmp_path / "blocker" / "torch"
+    blocker.mkdir(parents=True, exist_ok=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch must not be imported')\n")
+    return {"PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
+
+
+def snapshot(folder: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_data_commands_never_overwrite_an_input(tmp_path):
+    """`adacode data degrade|masks` write through the output plan: an output folder inside the
+    input folder (which is read recursively) or a mask that would land on an input is refused
+    before anything is written, in well under a second (torch is not imported)."""
+    hq = tmp_path / "hq"
+    save_png(hq / "a.png", noise((8, 8, 3)))
+    save_png(hq / "sub" / "a.png", noise((8, 8, 3), seed=1))
+    save_png(hq / "masks" / "a.png", noise((8, 8, 3), seed=2))
+    save_png(tmp_path / "sub" / "b.png", noise((8, 8, 3), seed=3))
+    (tmp_path / "file").write_text("not a folder")
+    before = snapshot(hq)
+    env = without_torch(tmp_path)
+    cases = {
+        ("data", "degrade", "hq", "hq/sub", "--scale", "2"): "inside the input folder",
+        ("data", "masks", "hq/masks", "hq"): "would overwrite the input",
+        ("data", "masks", "hq", "out"): "both the mask of hq/a.png and the result of hq/masks",
+        ("data", "masks", "sub", "file"): "file: is a file",
+    }
+    for args, message in cases.items():
+        ran = run_adacode(*args, env=env, cwd=tmp_path, timeout=60)
+        assert ran.returncode == USAGE, (args, ran.stderr)
+        assert message in ran.stderr and "Traceback" not in ran.stderr, (args, ran.stderr)
+    assert snapshot(hq) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "file", "hq", "sub"]
+
+
+@pytest.mark.parametrize(("encoding", "name"), [
+    ("utf-8:strict", os.fsdecode(b"\xff\xfe.png")),  # bytes that are no UTF-8 (a Linux name)
+    ("ascii:strict", "caf\u00e9.png"),  # a terminal that cannot show the character
+])
+def test_file_names_the_terminal_cannot_encode(tmp_path, sr_model, encoding, name):
+    """A name the output encoding cannot carry is printed escaped; it neither crashes the
+    report nor changes the exit code."""
+    try:
+        save_png(tmp_path / "in" / name, noise((8, 8, 3)))
+    except (UnicodeEncodeError, OSError):
+        pytest.skip("this file system does not store such a name")
+    (tmp_path / "in" / "bad.png").write_bytes(b"not an image")
+
+    ran = run_adacode("sr", "in", "out", "-w", str(sr_model), cwd=tmp_path,
+                      env={"PYTHONIOENCODING": encoding})
+
+    assert ran.returncode == SOME_FAILED, ran.stderr  # bad.png failed, the other was written
+    assert "Traceback" not in ran.stderr
+    assert (tmp_path / "out" / name).is_file()
+    assert "summary: 1 done, 0 skipped, 1 failed" in ran.stdout
+
+
+def test_single_output_commands_check_their_output_before_any_work(tmp_path):
+    """`convert` (and `train export`) refuse, before torch loads, an output that is a folder,
+    lies under a file, or is the input by another name (a link)."""
+    source = tmp_path / "model.safetensors"
+    source.write_bytes(b"weights")
+    (tmp_path / "folder.safetensors").mkdir()
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "link.safetensors").symlink_to(source)
+    env = without_torch(tmp_path)
+    cases = {
+        "folder.safetensors": "a folder is in the way",
+        "file/out.safetensors": "file: is a file",
+        "link.safetensors": "would overwrite the input",
+    }
+    for output, message in cases.items():
+        started = time.perf_counter()
+        ran = run_adacode("convert", "model.safetensors", output, env=env, cwd=tmp_path,
+                          timeout=60)
+        assert ran.returncode == USAGE, (output, ran.stderr)
+        assert message in ran.stderr and "Traceback" not in ran.stderr, (output, ran.stderr)
+        assert time.perf_counter() - started < 30
+    assert source.read_bytes() == b"weights" and leftovers(tmp_path) == []
+
+
+def test_a_full_disk_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    """A write the system refuses where no per-file report applies (here `convert` on a full
+    disk) ends with one line naming the file, exit 1, and no temporary file."""
+    from adacode_cli import atomic
+
+    def full_disk(source: str, destination: str) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(destination))
+
+    save_tiny_model(tmp_path / "model.safetensors", "sr", 2)
+    monkeypatch.setattr(atomic.os, "replace", full_disk)
+    ran = run_cli(capsys, "convert", str(tmp_path / "model.safetensors"),
+                  str(tmp_path / "out.safetensors"))
+    monkeypatch.undo()
+
+    assert ran.code == SOME_FAILED
+    assert ran.stderr.strip() == f"error: {tmp_path / 'out.safetensors'}: No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def test_names_too_long_for_the_file_system_are_refused_before_the_model_loads(tmp_path,
+                                                                                sr_model):
+    """A `--suffix` that makes a result's name, or a video's work folder named after it,
+    longer than the file system allows is a usage error, not a failure of every image after
+    the model ran."""
+    save_png(tmp_path / "in" / "a.png", noise((8, 8, 3)))
+    (tmp_path / "clip.mp4").write_bytes(b"only its name is planned")
+    env = without_torch(tmp_path)
+    cases = [("in", "x" * 300), ("clip.mp4", "x" * 240)]  # 245 bytes, its work folder 264
+    for source, suffix in cases:
+        ran = run_adacode("sr", source, "out", "--suffix", suffix, "-w", str(sr_model),
+                          env=env, cwd=tmp_path, timeout=60)
+        assert ran.returncode == USAGE, (source, ran.stderr)
+        assert "this file system allows" in ran.stderr, ran.stderr
+    assert not (tmp_path / "out").exists()
