@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -144,3 +146,39 @@ def test_names_too_long_for_the_file_system_are_refused_before_the_model_loads(t
         assert ran.returncode == USAGE, (source, ran.stderr)
         assert "this file system allows" in ran.stderr, ran.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_absurd_numbers_are_refused_at_once(tmp_path, sr_model):
+    """--tile and --tile-overlap past any image side are usage errors (10**20 used to exhaust
+    the memory), and a bad --shard is reported before the weights are downloaded."""
+    image = save_png(tmp_path / "a.png", noise((8, 8, 3)))
+    env = {**without_torch(tmp_path), "ADACODE_MIRROR": "http://127.0.0.1:9/",
+           "ADACODE_OFFLINE": "0", "ADACODE_HOME": str(tmp_path / "cache")}
+    cases = {
+        ("--tile", str(10**20), "-w", str(sr_model)): "Invalid value for '--tile'",
+        ("--tile-overlap", str(10**20), "-w", str(sr_model)): "Invalid value for '--tile-overlap'",
+        ("--shard", "0/2"): "--shard 0/2: expected K/N",  # no weights cached: no download
+    }
+    for args, message in cases.items():
+        ran = run_adacode("sr", str(image), "out.png", *args, env=env, cwd=tmp_path, timeout=60)
+        assert ran.returncode == USAGE, (args, ran.stderr)
+        assert message in " ".join(ran.stderr.replace("│", " ").split()), (args, ran.stderr)
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_shard_count_beyond_the_images_costs_no_memory(tmp_path):
+    """`--shard 1/100000000` over a few images: the empty shares are never built (they once
+    took gigabytes). Run under a 1 GiB address-space limit, without torch."""
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))\n"
+        "from pathlib import Path\n"
+        "from adacode_cli.cli.scaleout import shard_of_plan\n"
+        "from adacode_cli.images.outputs import PlannedImage\n"
+        "plan = [PlannedImage(Path(f'{i}.png'), Path(f'out/{i}.png')) for i in range(3)]\n"
+        "print([len(shard_of_plan(plan, (k, 10**8))) for k in (1, 2, 3, 4, 10**8)])\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, **without_torch(tmp_path)}, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[1, 1, 1, 0, 0]"

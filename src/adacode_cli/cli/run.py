@@ -22,6 +22,7 @@ import typer
 
 from adacode_cli.atomic import remove_stale_temporaries
 from adacode_cli.cli.options import SharedOptions
+from adacode_cli.cli.scaleout import parse_shard
 from adacode_cli.errors import AdaCodeError, ExitCode
 from adacode_cli.images.inputs import Skipped, input_root, list_inputs
 from adacode_cli.images.outputs import (
@@ -127,6 +128,7 @@ def prepare_run(
     should_stop: Callable[[], bool] | None = None,
 ) -> RunPlan:
     """Inputs, the output plan and the weights file, all checked (torch is not imported)."""
+    parse_shard(shared.shard)  # a mistake in it is reported before any download
     listing = list_inputs(input_spec, shared.recursive)
     request = OutputRequest(
         output, task_name, shared.ext.value, shared.suffix,
