@@ -100,7 +100,7 @@ def run_restoration(
     settings = WriteSettings(shared.quality, shared.overwrite, shared.save_weight_map)
     started = time.perf_counter()
     stop = StopRequest(notice=STOP_NOTICE, grace=STOP_GRACE_SECONDS)
-    with stop, sigterm_as_interrupt(job), reporter, job.live_progress(reporter.show_finished):
+    with stop, sigterm_as_interrupt(), reporter, job.live_progress(reporter.show_finished):
         outcomes = run_batch(images, skipped=skipped, task=task, restorer=restorer,
                              settings=settings, reporter=reporter, should_stop=stop)
         if videos and not stop():
