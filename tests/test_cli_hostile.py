@@ -208,3 +208,32 @@ def test_sigterm_stops_a_lone_run_cleanly(tmp_path, sr_model):
     assert "Traceback" not in err and "summary: 1 done" in out, out + err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png"]
     assert leftovers(tmp_path) == []
+
+
+def test_hostile_links_and_special_files_are_named_in_one_line(tmp_path, sr_model):
+    """A symbolic link loop where an output goes (the folder, the file, a file in the folder),
+    a broken link as the output folder, and a FIFO or device as the mask: each is one line that
+    says what it is, exit 2, before torch loads (a loop was a RuntimeError traceback)."""
+    save_png(tmp_path / "in" / "a.png", noise((8, 8, 3)))
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").symlink_to("a.png")
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "fifo.png")
+    env = without_torch(tmp_path)
+    weights = ("-w", str(sr_model))
+    cases = {
+        ("sr", "in", "loop", *weights): "loop: a symbolic link loop",
+        ("sr", "in/a.png", "loop.png", *weights): "loop.png: a symbolic link loop",
+        ("sr", "in", "out", *weights): "out/a.png: a symbolic link loop",
+        ("sr", "in", "broken", *weights): "broken: is a broken symbolic link, but a folder",
+        ("inpaint", "in", "o", "--mask", "fifo.png", *weights): "fifo.png: a FIFO (named pipe)",
+        ("inpaint", "in", "o", "--mask", os.devnull, *weights): f"{os.devnull}: a device",
+    }
+    for args, message in cases.items():
+        ran = run_adacode(*args, env=env, cwd=tmp_path, timeout=60)
+        assert ran.returncode == USAGE, (args, ran.stderr)
+        assert ran.stderr.startswith("error: ") and ran.stderr.count("\n") == 1, ran.stderr
+        assert message in ran.stderr, (args, ran.stderr)
+    assert not (tmp_path / "o").exists()

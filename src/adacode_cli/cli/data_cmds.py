@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 
 from adacode_cli.errors import AdaCodeError, ImageError, WeightsError
-from adacode_cli.images.inputs import output_suffix
+from adacode_cli.images.inputs import output_suffix, resolved
 from adacode_cli.images.outputs import PlannedImage, SideFile, check_planned
 
 if TYPE_CHECKING:
@@ -152,9 +152,9 @@ def _check_distinct(source: Path, destination: Path) -> None:
     """Writing into the input folder would replace the originals with their degraded copies,
     and into a folder inside it (images are found recursively) would make the next run read
     this run's results as inputs."""
-    if destination.resolve() == source.resolve():
+    if resolved(destination) == resolved(source):
         raise AdaCodeError("the output folder must differ from the input folder")
-    if destination.resolve().is_relative_to(source.resolve()):
+    if resolved(destination).is_relative_to(resolved(source)):
         raise AdaCodeError(
             f"{destination}: the output folder is inside the input folder {source}, whose images "
             "are read recursively; choose an output folder outside it"

@@ -24,7 +24,7 @@ from adacode_cli.atomic import remove_stale_temporaries
 from adacode_cli.cli.options import SharedOptions
 from adacode_cli.cli.scaleout import parse_shard
 from adacode_cli.errors import AdaCodeError, ExitCode
-from adacode_cli.images.inputs import Skipped, input_root, list_inputs
+from adacode_cli.images.inputs import Skipped, input_root, list_inputs, resolved
 from adacode_cli.images.outputs import (
     WEIGHT_MAP,
     OutputRequest,
@@ -172,10 +172,10 @@ def _new_inputs(inputs: list[Path], input_spec: str, request: OutputRequest) -> 
     input folder, and those named as this run would name a result (same-folder runs)."""
     if request.output is not None and is_file_output(request.output):
         return inputs
-    root = input_root(input_spec).resolve()
-    below = request.folder.resolve()
+    root = resolved(input_root(input_spec))
+    below = resolved(request.folder)
     if below != root:
-        inputs = [path for path in inputs if not path.resolve().is_relative_to(below)]
+        inputs = [path for path in inputs if not resolved(path).is_relative_to(below)]
     results = earlier_results(inputs, input_root=input_root(input_spec), request=request)
     inputs = [path for path in inputs if path not in results]
     if not inputs:

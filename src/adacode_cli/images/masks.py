@@ -10,6 +10,7 @@ import numpy as np
 from adacode_cli.errors import AdaCodeError, ImageError
 from adacode_cli.images.decode import read_image, read_size
 from adacode_cli.images.formats import is_image_path
+from adacode_cli.images.inputs import resolved, what_is
 from adacode_cli.images.resize import resize_nearest
 from adacode_cli.video.codecs import ANIMATED_EXTENSIONS, VIDEO_EXTENSIONS
 
@@ -89,8 +90,11 @@ def match_mask(input_path: Path, mask_spec: Path) -> Path:
     if mask_spec.is_file():
         return mask_spec
     if not mask_spec.is_dir():
-        raise AdaCodeError(f"{mask_spec}: no such mask file or folder")
-    own = input_path.resolve()  # a mask folder may also hold the inputs
+        kind = what_is(mask_spec)
+        if kind == "missing":
+            raise AdaCodeError(f"{mask_spec}: no such mask file or folder")
+        raise AdaCodeError(f"{mask_spec}: {kind}, not a mask image or a folder of them")
+    own = resolved(input_path)  # a mask folder may also hold the inputs
     candidates = sorted(
         path
         for path in mask_spec.iterdir()
@@ -98,7 +102,7 @@ def match_mask(input_path: Path, mask_spec: Path) -> Path:
         and is_image_path(path)
         and not path.name.startswith(".")
         and path.is_file()
-        and path.resolve() != own
+        and resolved(path) != own
     )
     if not candidates:
         raise ImageError(f"{input_path}: no mask named {input_path.stem}.* in {mask_spec}")

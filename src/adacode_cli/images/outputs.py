@@ -23,7 +23,7 @@ from pathlib import Path
 
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.formats import WRITABLE_FORMATS
-from adacode_cli.images.inputs import find_shared_write, output_suffix
+from adacode_cli.images.inputs import find_shared_write, output_suffix, resolved, what_is
 from adacode_cli.video.codecs import CONTAINERS, is_video_input
 from adacode_cli.video.segments import work_folder
 
@@ -185,8 +185,8 @@ def earlier_results(inputs: list[Path], *, input_root: Path | None,
     written: dict[Path, Path] = {}
     for source in inputs:
         for _, path in _roles(_planned(source, input_root, request)):
-            written[path.resolve()] = source
-    return {path for path in inputs if written.get(path.resolve(), path) != path}
+            written[resolved(path)] = source
+    return {path for path in inputs if written.get(resolved(path), path) != path}
 
 
 def _planned(source: Path, input_root: Path | None, request: OutputRequest) -> PlannedImage:
@@ -243,19 +243,19 @@ def _check_folder_name(request: OutputRequest, inputs: list[Path]) -> None:
 
 def _refuse_outside(plans: list[PlannedImage], folder: Path) -> None:
     """No computed path may resolve outside the output folder (links included)."""
-    root = folder.resolve()
+    root = resolved(folder)
     for plan in plans:
         for _, path in _roles(plan):
-            if not path.resolve().is_relative_to(root):
+            if not resolved(path).is_relative_to(root):
                 raise AdaCodeError(f"{path}: resolves outside the output folder {folder}; refused")
 
 
 def _refuse_overwriting_inputs(plans: list[PlannedImage], read: list[Path],
                                hint: str) -> None:
-    sources = {path.resolve(): path for path in read}
+    sources = {resolved(path): path for path in read}
     for plan in plans:
         for role, path in _roles(plan):
-            victim = sources.get(path.resolve())
+            victim = sources.get(resolved(path))
             if victim is not None:
                 what = "the input itself" if victim == plan.source else f"the input {victim}"
                 raise AdaCodeError(f"{path}: {role} would overwrite {what}; {hint}")
@@ -322,7 +322,8 @@ def _check_writable(folders: set[Path]) -> None:
             continue
         checked.add(existing)
         if not existing.is_dir():
-            raise AdaCodeError(f"{existing}: is a file, but a folder is needed for {folder}")
+            raise AdaCodeError(f"{existing}: is {what_is(existing)}, but a folder is needed for "
+                               f"{folder}")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise AdaCodeError(f"{existing}: no permission to write in this folder")
 
@@ -342,7 +343,7 @@ def _relative_folder(input_path: Path, root: Path | None) -> Path:
     if root is None:
         return Path()
     try:
-        return input_path.parent.resolve().relative_to(root.resolve())
+        return resolved(input_path.parent).relative_to(resolved(root))
     except ValueError:
         return Path()
 
