@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -183,31 +182,6 @@ def test_a_shard_count_beyond_the_images_costs_no_memory(tmp_path):
                          timeout=120, env={**os.environ, **without_torch(tmp_path)}, check=False)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "[1, 1, 1, 0, 0]"
-
-
-def test_sigterm_stops_a_lone_run_cleanly(tmp_path, sr_model):
-    """`kill` (SIGTERM) during a folder run, without torchrun or --shard: finished images are
-    kept, the one in progress writes nothing, the summary is printed and the exit code is 130,
-    within seconds and with no temporary file left."""
-    for index in range(4):
-        save_png(tmp_path / "in" / f"{index}.png", noise((96, 96, 3), seed=index))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "adacode_cli", "sr", "in", "out", "-w", str(sr_model),
-         "--tile", "32", "--batch-size", "1"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert process.stdout is not None
-    seen = [process.stdout.readline()]
-    assert seen[0].startswith("[1/4]"), seen[0] + process.communicate()[1]
-    process.send_signal(signal.SIGTERM)
-    sent = time.perf_counter()
-    out, err = process.communicate(timeout=120)
-
-    assert process.returncode == 130, err
-    assert time.perf_counter() - sent < 8.0
-    assert "Traceback" not in err and "summary: 1 done" in out, out + err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png"]
-    assert leftovers(tmp_path) == []
 
 
 def test_hostile_links_and_special_files_are_named_in_one_line(tmp_path, sr_model):
