@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cli_restore_helpers import leftovers, noise, run_cli, save_png, save_tiny_model
@@ -211,3 +212,29 @@ def test_hostile_links_and_special_files_are_named_in_one_line(tmp_path, sr_mode
         assert ran.stderr.startswith("error: ") and ran.stderr.count("\n") == 1, ran.stderr
         assert message in ran.stderr, (args, ran.stderr)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_gif_cut_after_its_first_frame(tmp_path):
+    """Counting the frames of a GIF reads every frame: one cut after its first frame restores
+    that frame with a warning, one cut inside it fails with one line (IndexError and the like
+    from Pillow's decoders are decode failures, not bugs)."""
+    from PIL import Image
+
+    from adacode_cli.errors import ImageError
+    from adacode_cli.images.decode import read_image
+
+    frames = [Image.fromarray(noise((16, 20, 3), seed=seed)) for seed in range(3)]
+    whole = tmp_path / "whole.gif"
+    frames[0].save(whole, save_all=True, append_images=frames[1:])
+    data = whole.read_bytes()
+    second = data.index(b"\x21\xf9", data.index(b"\x21\xf9") + 1)  # the second frame's header
+    (tmp_path / "cut.gif").write_bytes(data[:second + 12])
+    (tmp_path / "inside.gif").write_bytes(data[:second // 2])
+
+    image = read_image(tmp_path / "cut.gif")
+
+    assert image.rgb.shape == (16, 20, 3)
+    assert np.array_equal(image.rgb, read_image(whole).rgb)
+    assert any("frames after the first are damaged" in note for note in image.warnings)
+    with pytest.raises(ImageError, match=r"inside\.gif: cannot decode image"):
+        read_image(tmp_path / "inside.gif")
