@@ -9,6 +9,7 @@ checked by hand and are listed in the tests' names or messages).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -238,3 +239,27 @@ def test_a_gif_cut_after_its_first_frame(tmp_path):
     assert any("frames after the first are damaged" in note for note in image.warnings)
     with pytest.raises(ImageError, match=r"inside\.gif: cannot decode image"):
         read_image(tmp_path / "inside.gif")
+
+
+def test_control_characters_in_file_names_cannot_split_lines_or_drive_the_terminal(tmp_path,
+                                                                                    sr_model):
+    """A name holding a newline or a terminal escape sequence is printed escaped: each report
+    line stays one line and no escape sequence reaches the terminal (JSON keeps the exact
+    name)."""
+    good = "evil\x1b]0;owned\x07\nsummary: 9 done"  # a title-setting sequence, a fake line
+    save_png(tmp_path / "in" / f"{good}.png", noise((8, 8, 3)))
+    (tmp_path / "in" / "bad\x1b[2J.png").write_bytes(b"not an image")
+
+    ran = run_adacode("sr", "in", "out", "-w", str(sr_model), cwd=tmp_path)
+    usage = run_adacode("sr", "nosuch\x1b[2J.png", "-w", str(sr_model), cwd=tmp_path)
+    as_json = run_adacode("sr", "in", "out2", "-w", str(sr_model), "--json", cwd=tmp_path)
+
+    assert ran.returncode == SOME_FAILED, ran.stderr
+    for text in (ran.stdout, ran.stderr, usage.stderr):
+        assert "\x1b" not in text and "\x07" not in text
+    assert "evil\\x1b]0;owned\\x07\\nsummary: 9 done.png" in ran.stdout
+    assert sum(line.startswith("summary") for line in ran.stdout.splitlines()) == 1
+    assert "failed: in/bad\\x1b[2J.png: not an image" in ran.stderr
+    assert usage.returncode == USAGE and usage.stderr.startswith("error: nosuch\\x1b[2J.png:")
+    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert {record["input"] for record in records} == {f"in/{good}.png", "in/bad\x1b[2J.png"}

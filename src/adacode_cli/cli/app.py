@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from adacode_cli import __version__
 from adacode_cli.cli import data_cmds, model_cmds, restore_cmds, train_cmds, weights_cmds
 from adacode_cli.cli.helpstyle import plain_help
+from adacode_cli.cli.printable import printable
 from adacode_cli.errors import AdaCodeError, ExitCode
 
 
@@ -102,12 +103,12 @@ def main(argv: list[str] | None = None) -> None:
     except AdaCodeError as error:
         if _wants_traceback(args):
             traceback.print_exc()
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(f"error: {printable(str(error))}", err=True)
         sys.exit(error.exit_code)
     except OSError as error:  # the system refused a read or write we did not foresee
         if _wants_traceback(args):
             traceback.print_exc()
-        typer.echo(f"error: {_system_error(error)}", err=True)
+        typer.echo(f"error: {printable(_system_error(error))}", err=True)
         sys.exit(ExitCode.SOME_FAILED)
     except KeyboardInterrupt:  # outside any command: while parsing the arguments
         typer.echo("interrupted", err=True)
