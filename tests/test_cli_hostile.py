@@ -285,3 +285,21 @@ def test_matching_masks_lists_the_mask_folder_once(tmp_path, monkeypatch):
 
     assert found == sorted(tmp_path / "masks" / f"{index}.png" for index in range(20))
     assert listings == [tmp_path / "masks"]
+
+
+def test_a_single_mask_that_would_fail_every_image_is_a_usage_error(tmp_path, sr_model):
+    """One --mask for every input that is truncated or marks no hole is refused before torch
+    loads (exit 2), not reported as a failure of each image after the model ran."""
+    save_png(tmp_path / "in" / "a.png", noise((16, 16, 3)))
+    holes = np.zeros((16, 16), np.uint8)
+    holes[4:8, 4:8] = 255
+    whole = save_png(tmp_path / "whole.png", holes).read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[:len(whole) // 2])
+    save_png(tmp_path / "black.png", np.zeros((16, 16), np.uint8))
+    env = without_torch(tmp_path)
+    for mask, message in (("cut.png", "truncated image"), ("black.png", "marks no holes")):
+        ran = run_adacode("inpaint", "in", "out", "--mask", mask, "-w", str(sr_model), env=env,
+                          cwd=tmp_path, timeout=60)
+        assert ran.returncode == USAGE, (mask, ran.stderr)
+        assert ran.stderr.startswith(f"error: --mask {mask}: ") and message in ran.stderr
+    assert not (tmp_path / "out").exists()

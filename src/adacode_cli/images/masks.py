@@ -134,11 +134,13 @@ def frame_masks(video: Path, folder: Path) -> tuple[Path | None, dict[int, Path]
 
 def masks_for(inputs: list[Path], mask_spec: Path) -> list[Path]:
     """The mask files the inputs will use, checked before any work: a mask file that is not an
-    image, or a mask folder that holds a mask for none of the inputs, is a usage error (a folder
-    without masks for some of them: those images fail)."""
+    image, is damaged (truncated) or marks no hole (it would fail every input), or a mask folder
+    that holds a mask for none of the inputs, is a usage error (a folder without masks for
+    some of them: those images fail)."""
     if mask_spec.is_file():
         try:
-            read_size(mask_spec)
+            width, height = read_size(mask_spec)
+            load_mask(mask_spec, (height, width))  # decoded once: every pixel must be there
         except ImageError as error:
             raise AdaCodeError(f"--mask {error}") from error
         return [mask_spec]

@@ -284,9 +284,12 @@ def _refuse_long_names(plans: list[PlannedImage]) -> None:
     """Every name written (a result, a side file, a video's work folder, named after its
     result) must fit the file system's limit on one name; a long `--suffix` would otherwise
     fail each image after the model has run. (Temporary names are short: `atomic_path`.)"""
+    limits: dict[Path, int] = {}  # one question to the file system per folder
     for plan in plans:
         for role, path in _roles(plan):
-            length, limit = len(os.fsencode(path.name)), _name_limit(path.parent)
+            if path.parent not in limits:
+                limits[path.parent] = _name_limit(path.parent)
+            length, limit = len(os.fsencode(path.name)), limits[path.parent]
             if length > limit:
                 raise AdaCodeError(
                     f"{path}: the name of {role} is {length} bytes long, more than the {limit} "
