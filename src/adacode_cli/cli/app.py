@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 from adacode_cli import __version__
 from adacode_cli.cli import data_cmds, model_cmds, restore_cmds, train_cmds, weights_cmds
 from adacode_cli.cli.helpstyle import plain_help
-from adacode_cli.cli.printable import printable
+from adacode_cli.cli.printable import printable, printable_lines
 from adacode_cli.errors import AdaCodeError, ExitCode
 
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     except AdaCodeError as error:
         if _wants_traceback(args):
             traceback.print_exc()
-        typer.echo(f"error: {printable(str(error))}", err=True)
+        typer.echo(f"error: {printable_lines(str(error))}", err=True)
         sys.exit(error.exit_code)
     except OSError as error:  # the system refused a read or write we did not foresee
         if _wants_traceback(args):

@@ -13,3 +13,9 @@ def printable(text: str) -> str:
     or a terminal escape sequence can neither split a report line in two nor drive the
     terminal."""
     return text.translate(_CONTROL)
+
+
+def printable_lines(text: str) -> str:
+    """`printable`, line by line: a message of several lines (a list of problems, a traceback)
+    keeps its line breaks."""
+    return "\n".join(printable(line) for line in text.split("\n"))

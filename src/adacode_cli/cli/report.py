@@ -31,7 +31,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from adacode_cli.cli.printable import printable
+from adacode_cli.cli.printable import printable, printable_lines
 
 DONE, SKIPPED, FAILED, INTERRUPTED = "done", "skipped", "failed", "interrupted"
 FRAMES_LINE_SECONDS = 10.0
@@ -224,8 +224,8 @@ class Reporter:
             _write_line(outcome.as_json(**self.json_fields))
         if outcome.status == FAILED:
             if failure is not None and self.verbose:
-                trace = "".join(traceback.format_exception(failure)).rstrip().splitlines()
-                self._print(self.errors, "\n".join(printable(line) for line in trace), lines=True)
+                trace = "".join(traceback.format_exception(failure)).rstrip()
+                self._print(self.errors, printable_lines(trace), lines=True)
             self._print(self.errors, f"failed: {outcome.error}")
         elif not self.json_lines:
             self.say(self._line(outcome))
