@@ -69,7 +69,10 @@ def test_json_output_is_only_json(tmp_path, sr_model):
     assert "summary:" in ran.stderr
 
 
-def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path, sr_model):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path, sr_model, signum):
+    """Ctrl-C, and SIGTERM (`kill`, `timeout`: like Ctrl-C pressed twice) in a lone run,
+    mid-batch: finished images kept, the summary, exit 130, nothing partial."""
     for index in range(5):
         save_png(tmp_path / "in" / f"{index}.png", noise((64, 64, 3), seed=index))
     process = subprocess.Popen(
@@ -80,12 +83,12 @@ def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path, sr_model):
     )
     assert process.stdout is not None
     first_line = process.stdout.readline()  # the first image is written: stop mid-batch
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     rest, errors = process.communicate(timeout=120)
 
     assert first_line.startswith("[1/5]"), errors
     assert process.returncode == 130, errors
-    assert "stopping after the current tile batch" in errors
+    assert signum != signal.SIGINT or "stopping after the current tile batch" in errors
     assert "summary:" in rest
     assert "Traceback" not in errors
     written = sorted((tmp_path / "out").iterdir())

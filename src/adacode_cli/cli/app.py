@@ -6,6 +6,7 @@ heavy layers inside its command functions.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from typing import Any
@@ -16,6 +17,7 @@ from typer.core import TyperGroup
 from adacode_cli import __version__
 from adacode_cli.cli import data_cmds, model_cmds, restore_cmds, train_cmds, weights_cmds
 from adacode_cli.cli.helpstyle import plain_help
+from adacode_cli.cli.printable import printable, printable_lines
 from adacode_cli.errors import AdaCodeError, ExitCode
 
 
@@ -71,19 +73,43 @@ def _wants_traceback(argv: list[str]) -> bool:
                for arg in argv)
 
 
+def _escape_unprintable_names() -> None:
+    """File names are bytes on Linux and need not be valid in the terminal's encoding: print
+    them with escapes (as Python's stderr already does) instead of failing the run after its
+    files were written."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
+def _system_error(error: OSError) -> str:
+    """`path: reason` for an error of the operating system (disk full, permission denied)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    names = [str(name) for name in (error.filename, error.filename2) if name is not None]
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a user-caused error prints one line (a traceback only with -v).
 
     Typer handles usage errors itself (exit 2); our own errors carry their exit code.
     """
     args = sys.argv[1:] if argv is None else argv
+    _escape_unprintable_names()
     try:
         app(args=args, prog_name="adacode")
     except AdaCodeError as error:
         if _wants_traceback(args):
             traceback.print_exc()
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(f"error: {printable_lines(str(error))}", err=True)
         sys.exit(error.exit_code)
+    except OSError as error:  # the system refused a read or write we did not foresee
+        if _wants_traceback(args):
+            traceback.print_exc()
+        typer.echo(f"error: {printable(_system_error(error))}", err=True)
+        sys.exit(ExitCode.SOME_FAILED)
     except KeyboardInterrupt:  # outside any command: while parsing the arguments
         typer.echo("interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 
 from adacode_cli.errors import AdaCodeError, ImageError, WeightsError
-from adacode_cli.images.inputs import output_suffix, refuse_shared_outputs
+from adacode_cli.images.inputs import output_suffix, resolved
+from adacode_cli.images.outputs import PlannedImage, SideFile, check_planned
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,6 +27,7 @@ OFFICIAL_SEED = 123  # the seed of the official generate_dataset.py / generate_i
 OFFICIAL_JPEG_QUALITY = 95  # OpenCV's imwrite default, which those scripts write with
 SCALES = (2, 4)
 T = TypeVar("T")
+_MASK_FILE = SideFile(".png", "mask", "")  # `data masks`: OUT_DIR/masks/<relative name>.png
 
 
 def register(app: typer.Typer) -> None:
@@ -54,15 +56,12 @@ def degrade(
     """
     if scale not in SCALES:
         raise AdaCodeError(f"--scale must be 2 or 4, not {scale}")
+    plans = _plan_outputs(hq_dir, lq_dir, with_masks=False)  # before torch: checks are instant
+    paths, outputs = [plan.source for plan in plans], [plan.result for plan in plans]
     from adacode_cli.images.depth import to_float
     from adacode_cli.images.encode import write_image
     from adacode_cli.train.degradations import degrade_bsrgan
-    from adacode_cli.train.image_files import list_images, read_rgb
-
-    _check_distinct(hq_dir, lq_dir)
-    paths = list_images(hq_dir)
-    outputs = [_writable(lq_dir / path.relative_to(hq_dir)) for path in paths]
-    refuse_shared_outputs(paths, outputs)
+    from adacode_cli.train.image_files import read_rgb
 
     def degrade_one(path: Path, output: Path) -> None:
         rng = _image_rng(seed, path.relative_to(hq_dir))
@@ -85,18 +84,12 @@ def masks(
     """
     import numpy as np
 
+    plans = _plan_outputs(hq_dir, out_dir, with_masks=True)
+    paths, holed = [plan.source for plan in plans], [plan.result for plan in plans]
+    mask_files = {plan.result: plan.side_file(_MASK_FILE) for plan in plans}
     from adacode_cli.images.encode import write_image
-    from adacode_cli.train.image_files import list_images, read_rgb
+    from adacode_cli.train.image_files import read_rgb
     from adacode_cli.train.masks import HOLE_COLOUR, brush_stroke_mask, punch_holes
-
-    _check_distinct(hq_dir, out_dir)
-    paths = list_images(hq_dir)
-    relatives = [path.relative_to(hq_dir) for path in paths]
-    holed = [_writable(out_dir / relative) for relative in relatives]
-    refuse_shared_outputs(paths, holed)
-    mask_files = {output: out_dir / "masks" / relative.with_suffix(".png")
-                  for output, relative in zip(holed, relatives, strict=True)}
-    refuse_shared_outputs(paths, list(mask_files.values()))
 
     def mask_one(path: Path, output: Path) -> None:
         image = read_rgb(path)
@@ -156,9 +149,33 @@ def evaluate(
 
 
 def _check_distinct(source: Path, destination: Path) -> None:
-    """Writing into the input folder would replace the originals with their degraded copies."""
-    if destination.resolve() == source.resolve():
+    """Writing into the input folder would replace the originals with their degraded copies,
+    and into a folder inside it (images are found recursively) would make the next run read
+    this run's results as inputs."""
+    if resolved(destination) == resolved(source):
         raise AdaCodeError("the output folder must differ from the input folder")
+    if resolved(destination).is_relative_to(resolved(source)):
+        raise AdaCodeError(
+            f"{destination}: the output folder is inside the input folder {source}, whose images "
+            "are read recursively; choose an output folder outside it"
+        )
+
+
+def _plan_outputs(source: Path, destination: Path, *, with_masks: bool) -> list[PlannedImage]:
+    """Every image under `source` and the files made from it under `destination` (its
+    relative name; with `with_masks` also `destination/masks/<relative name>.png`), checked by
+    the output plan's rules before any work: no input overwritten, no two writes to one file,
+    the output folder usable."""
+    from adacode_cli.train.image_files import list_images
+
+    _check_distinct(source, destination)
+    plans = []
+    for path in list_images(source):
+        relative = path.relative_to(source)
+        mask = destination / "masks" / relative.with_suffix(_MASK_FILE.tail)
+        plans.append(PlannedImage(path, _writable(destination / relative),
+                                  ((_MASK_FILE, mask),) if with_masks else ()))
+    return check_planned(plans, folder=destination, read=[plan.source for plan in plans])
 
 
 def _writable(path: Path) -> Path:

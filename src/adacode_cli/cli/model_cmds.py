@@ -14,12 +14,13 @@ def convert(
 ) -> None:
     """Convert an official checkpoint to adacode's self-describing safetensors format."""
     from adacode_cli.errors import AdaCodeError
-    from adacode_cli.model.checkpoint import convert_checkpoint
+    from adacode_cli.images.outputs import check_output_file
 
     if dst.suffix != ".safetensors":
         raise AdaCodeError(f"{dst}: the output must end in .safetensors")
-    if dst.resolve() == src.resolve():
-        raise AdaCodeError(f"{dst}: refusing to overwrite the input")
+    check_output_file(src, dst)  # before torch loads: a mistake is reported at once
+    from adacode_cli.model.checkpoint import convert_checkpoint
+
     config = convert_checkpoint(src, dst)
     if not quiet:
         typer.echo(f"{dst}: {config.task} x{config.scale} ({config.stage}) written")

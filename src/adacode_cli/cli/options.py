@@ -101,6 +101,11 @@ class SharedOptions:
     animated: bool
 
 
+#: The largest --tile / --tile-overlap accepted: far beyond any image side worth tiling (--tile 0
+#: runs the whole image), and an absurd value is refused at once instead of exhausting memory.
+MAX_TILE_OPTION = 1_000_000
+
+
 def _option(default: Any, *names: str, panel: str, **settings: Any) -> Any:
     return typer.Option(default, *names, rich_help_panel=panel, **settings)
 
@@ -126,12 +131,12 @@ _DECLARATIONS: Declarations = {
         help="Arithmetic precision; auto = fp16 on CUDA, fp32 elsewhere. fp32 is exact "
         "(TF32 off); tf32 trades that for speed on CUDA.")),
     "tile": (int | None, _option(
-        None, "--tile", min=0, panel=MODEL_PANEL,
+        None, "--tile", min=0, max=MAX_TILE_OPTION, panel=MODEL_PANEL,
         help="Input pixels each tile owns, as the official tile_size (ceil(side / N) tiles "
         "per axis, each extended by the overlap); 0 = whole image at once (default: auto, "
         "from memory).")),
     "tile_overlap": (int | None, _option(
-        None, "--tile-overlap", min=0, panel=MODEL_PANEL,
+        None, "--tile-overlap", min=0, max=MAX_TILE_OPTION, panel=MODEL_PANEL,
         help="Input pixels neighbouring tiles share (default: the least that keeps seams "
         "above 40 dB on this image, from the model's seam profile).")),
     "batch_size": (int | None, _option(

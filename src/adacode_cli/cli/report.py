@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -29,6 +30,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+
+from adacode_cli.cli.printable import printable, printable_lines
 
 DONE, SKIPPED, FAILED, INTERRUPTED = "done", "skipped", "failed", "interrupted"
 FRAMES_LINE_SECONDS = 10.0
@@ -147,7 +150,7 @@ class Reporter:
 
     def start_image(self, path: Path) -> None:
         if self.progress is not None and self._images is not None and self._tiles is not None:
-            self.progress.update(self._images, description=f"images ({path.name})")
+            self.progress.update(self._images, description=f"images ({_label_name(path)})")
             self.progress.reset(self._tiles, total=None, visible=False, description="tiles")
 
     def start_frames(self, path: Path, total: int, done: int = 0) -> None:
@@ -155,7 +158,7 @@ class Reporter:
         self._frames_started = (time.perf_counter(), done)
         self._frames_said = time.perf_counter()
         if self.progress is not None and self._images is not None and self._tiles is not None:
-            self.progress.update(self._images, description=f"videos ({path.name})")
+            self.progress.update(self._images, description=f"videos ({_label_name(path)})")
             self.progress.reset(self._tiles, total=total, completed=done, visible=True,
                                 description="frames")
 
@@ -221,7 +224,8 @@ class Reporter:
             _write_line(outcome.as_json(**self.json_fields))
         if outcome.status == FAILED:
             if failure is not None and self.verbose:
-                self._print(self.errors, "".join(traceback.format_exception(failure)).rstrip())
+                trace = "".join(traceback.format_exception(failure)).rstrip()
+                self._print(self.errors, printable_lines(trace), lines=True)
             self._print(self.errors, f"failed: {outcome.error}")
         elif not self.json_lines:
             self.say(self._line(outcome))
@@ -268,11 +272,19 @@ class Reporter:
         return (f"{counter} {outcome.input} -> {outcome.output} "
                 f"({outcome.seconds:.2f} s{extra}{eta})")
 
-    def _print(self, console: Console, text: str) -> None:
+    def _print(self, console: Console, text: str, *, lines: bool = False) -> None:
+        """`text` for people: one line with its control characters escaped (`lines`: lines
+        already made printable)."""
+        text = text if lines else printable(text)
         if console.is_terminal:
             console.print(text, markup=False)
         else:
             print(text, file=sys.stderr if console.stderr else sys.stdout, flush=True)
+
+
+def _label_name(path: Path) -> str:
+    """A file name for the progress display, which reads rich markup: `[b]` shown as typed."""
+    return escape(printable(path.name))
 
 
 def _label(measure: str) -> str:

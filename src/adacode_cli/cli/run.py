@@ -22,8 +22,9 @@ import typer
 
 from adacode_cli.atomic import remove_stale_temporaries
 from adacode_cli.cli.options import SharedOptions
+from adacode_cli.cli.scaleout import parse_shard
 from adacode_cli.errors import AdaCodeError, ExitCode
-from adacode_cli.images.inputs import Skipped, input_root, list_inputs
+from adacode_cli.images.inputs import Skipped, input_root, list_inputs, resolved
 from adacode_cli.images.outputs import (
     WEIGHT_MAP,
     OutputRequest,
@@ -99,7 +100,7 @@ def run_restoration(
     settings = WriteSettings(shared.quality, shared.overwrite, shared.save_weight_map)
     started = time.perf_counter()
     stop = StopRequest(notice=STOP_NOTICE, grace=STOP_GRACE_SECONDS)
-    with stop, sigterm_as_interrupt(job), reporter, job.live_progress(reporter.show_finished):
+    with stop, sigterm_as_interrupt(), reporter, job.live_progress(reporter.show_finished):
         outcomes = run_batch(images, skipped=skipped, task=task, restorer=restorer,
                              settings=settings, reporter=reporter, should_stop=stop)
         if videos and not stop():
@@ -127,6 +128,7 @@ def prepare_run(
     should_stop: Callable[[], bool] | None = None,
 ) -> RunPlan:
     """Inputs, the output plan and the weights file, all checked (torch is not imported)."""
+    parse_shard(shared.shard)  # a mistake in it is reported before any download
     listing = list_inputs(input_spec, shared.recursive)
     request = OutputRequest(
         output, task_name, shared.ext.value, shared.suffix,
@@ -170,10 +172,10 @@ def _new_inputs(inputs: list[Path], input_spec: str, request: OutputRequest) -> 
     input folder, and those named as this run would name a result (same-folder runs)."""
     if request.output is not None and is_file_output(request.output):
         return inputs
-    root = input_root(input_spec).resolve()
-    below = request.folder.resolve()
+    root = resolved(input_root(input_spec))
+    below = resolved(request.folder)
     if below != root:
-        inputs = [path for path in inputs if not path.resolve().is_relative_to(below)]
+        inputs = [path for path in inputs if not resolved(path).is_relative_to(below)]
     results = earlier_results(inputs, input_root=input_root(input_spec), request=request)
     inputs = [path for path in inputs if path not in results]
     if not inputs:

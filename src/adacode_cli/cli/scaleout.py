@@ -108,8 +108,12 @@ def shard_of_plan(plan: list[PlannedImage], shard: tuple[int, int]) -> list[Plan
     """The images `--shard K/N` restores. Costs ignore existing outputs: array tasks start at
     different times, and the split must not depend on what the others have already written."""
     number, count = shard
-    share = balanced_shares(job_costs(plan, skip_existing=False), count)[number - 1]
-    return [plan[index] for index in share]
+    if number > len(plan):  # more shares than images: the last ones are empty
+        return []
+    # Shares past the images' count stay empty: only as many as there are images are made, so
+    # an absurd N (--shard 1/100000000) costs no memory.
+    shares = balanced_shares(job_costs(plan, skip_existing=False), min(count, len(plan)))
+    return [plan[index] for index in shares[number - 1]]
 
 
 def outcome_record(outcome: ImageOutcome) -> dict[str, Any]:

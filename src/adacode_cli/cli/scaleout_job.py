@@ -212,15 +212,15 @@ def _job_store(placement: Placement) -> Any:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt(job: ScaleoutJob) -> Iterator[None]:
-    """In a job of many processes, SIGTERM stops this one like Ctrl-C pressed twice.
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While images are restored, SIGTERM stops the process like Ctrl-C pressed twice.
 
-    torchrun stops the surviving ranks with SIGTERM when one dies, and SLURM does at a time
-    limit: the result being written is completed or its temporary file removed, and the
-    outcomes so far are reported, instead of the process vanishing mid-write.
+    `kill`, `timeout`, a container stop and SLURM at a time limit send SIGTERM, and torchrun
+    sends it to the surviving ranks when one dies: the result being written is completed or
+    its temporary file removed, and the outcomes so far are reported (exit 130), instead of
+    the process vanishing mid-write.
     """
-    alone = not job.placement.launched and job.shard is None
-    if alone or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 

@@ -39,7 +39,8 @@ _CONVERT = {
 }
 _GREY_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 # Failures a damaged or hostile file can make Pillow raise while identifying or decoding it.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
+                  zlib.error)
 # Pixel data that ends cleanly but early, which Pillow fills in silently (see images.truncation).
 _SHORTFALL_CHECKS = {"PNG": png_shortfall, "JPEG": jpeg_shortfall, "MPO": jpeg_shortfall}
 # EXIF orientations that swap width and height (a quarter turn, with or without a flip).
@@ -183,7 +184,12 @@ def _load(image: Image.Image, path: Path) -> LoadedImage:
     else:
         pixels, bit_depth = _pixels(image, path)
     notes = []
-    frames = getattr(image, "n_frames", 1)
+    try:
+        frames = getattr(image, "n_frames", 1)
+    except _DECODE_ERRORS:  # counting reads every frame: a file cut after the first one
+        notes.append(f"{path}: the frames after the first are damaged (a truncated file?); "
+                     "only the first is used")
+        frames = 1
     if frames > 1 and image.format != "MPO":  # MPO extra frames are camera previews
         notes.append(f"{path}: {frames} frames; only the first is used")
     icc_profile = image.info.get("icc_profile") or None

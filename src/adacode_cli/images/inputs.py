@@ -89,23 +89,28 @@ def input_root(spec: str) -> Path:
     return Path(*fixed) if fixed else Path()
 
 
-def refuse_shared_outputs(inputs: list[Path], outputs: list[Path], *, hint: str = "") -> None:
-    """Refuse, before anything is written, two inputs that would be written to one file: the
-    second would silently replace the first."""
-    clash = find_shared_write(outputs)
-    if clash is not None:
-        first, second = clash
-        raise AdaCodeError(
-            f"{outputs[second]}: both {inputs[first]} and {inputs[second]} would be written there"
-            + (f"; {hint}" if hint else "")
-        )
+def resolved(path: Path) -> Path:
+    """`path` with every link followed, for comparing paths; a symbolic link loop on the way
+    is a usage error naming it (pathlib raises RuntimeError or OSError for one)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as error:
+        raise AdaCodeError(f"{path}: a symbolic link loop (or a path that cannot be followed); "
+                           "refused") from error
+
+
+def what_is(path: Path) -> str:
+    """What `path` is, for messages: 'a file', 'a folder', 'missing', 'a broken symbolic link',
+    'a FIFO (named pipe)'..."""
+    kind = _entry_kind(path)
+    return {_FILE: "a file", _FOLDER: "a folder", _MISSING: "missing"}.get(kind, kind)
 
 
 def find_shared_write(destinations: list[Path]) -> tuple[int, int] | None:
     """The indices of the first two `destinations` that are one file, or None."""
     claimed: dict[Path, int] = {}
     for index, destination in enumerate(destinations):
-        key = destination.resolve()
+        key = resolved(destination)
         if key in claimed:
             return claimed[key], index
         claimed[key] = index

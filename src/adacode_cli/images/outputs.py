@@ -23,10 +23,11 @@ from pathlib import Path
 
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.formats import WRITABLE_FORMATS
-from adacode_cli.images.inputs import find_shared_write, output_suffix
+from adacode_cli.images.inputs import find_shared_write, output_suffix, resolved, what_is
 from adacode_cli.video.codecs import CONTAINERS, is_video_input
 from adacode_cli.video.segments import work_folder
 
+_DEFAULT_NAME_MAX = 255  # where the file system does not say (os.pathconf)
 EXT_CHOICES = ("auto", "png", "jpg", "webp", "tif", "mp4", "mkv", "mov", "webm")
 
 
@@ -142,12 +143,37 @@ def plan_run(
     if not writes_a_file:
         _check_folder_name(request, inputs)
     plans = [_planned(source, input_root, request) for source in inputs]
-    if not writes_a_file:
-        _refuse_outside(plans, request.folder)
-    _refuse_overwriting_inputs(plans, [*inputs, *protected])
+    return check_planned(plans, folder=None if writes_a_file else request.folder,
+                         read=[*inputs, *protected], request=request)
+
+
+def check_planned(
+    plans: list[PlannedImage],
+    *,
+    folder: Path | None,
+    read: Iterable[Path],
+    request: OutputRequest | None = None,
+) -> list[PlannedImage]:
+    """The rules every planned write obeys, whoever made the plan (the restoration commands,
+    `adacode data`): nothing outside the output `folder` (None: OUTPUT names the one result
+    file), no file that is `read` overwritten, no two writes to one path, no name longer than
+    the file system holds, and folders that can be written; a usage error otherwise. Returns
+    the plans with the files that already exist."""
+    if folder is not None:
+        _refuse_outside(plans, folder)
+    hint = "choose another output" + ("" if request is None else " or --suffix")
+    _refuse_overwriting_inputs(plans, list(read), hint)
     _refuse_shared_writes(plans, request)
-    _check_writable({path.parent for plan in plans for path in plan.writes})
+    _refuse_long_names(plans)
+    _check_writable({path.parent for plan in plans for _, path in _roles(plan)})
     return [_with_existing(plan) for plan in plans]
+
+
+def check_output_file(source: Path, output: Path, *, read: Iterable[Path] = ()) -> None:
+    """The one file a command such as `convert` or `train export` makes from `source`, checked
+    by the same rules before any work: not `source` or another file it reads (links and other
+    spellings included), not a folder, in a folder that can be written, a name that fits."""
+    check_planned([PlannedImage(source, output)], folder=None, read=[source, *read])
 
 
 def earlier_results(inputs: list[Path], *, input_root: Path | None,
@@ -159,8 +185,8 @@ def earlier_results(inputs: list[Path], *, input_root: Path | None,
     written: dict[Path, Path] = {}
     for source in inputs:
         for _, path in _roles(_planned(source, input_root, request)):
-            written[path.resolve()] = source
-    return {path for path in inputs if written.get(path.resolve(), path) != path}
+            written[resolved(path)] = source
+    return {path for path in inputs if written.get(resolved(path), path) != path}
 
 
 def _planned(source: Path, input_root: Path | None, request: OutputRequest) -> PlannedImage:
@@ -217,39 +243,67 @@ def _check_folder_name(request: OutputRequest, inputs: list[Path]) -> None:
 
 def _refuse_outside(plans: list[PlannedImage], folder: Path) -> None:
     """No computed path may resolve outside the output folder (links included)."""
-    root = folder.resolve()
+    root = resolved(folder)
     for plan in plans:
         for _, path in _roles(plan):
-            if not path.resolve().is_relative_to(root):
+            if not resolved(path).is_relative_to(root):
                 raise AdaCodeError(f"{path}: resolves outside the output folder {folder}; refused")
 
 
-def _refuse_overwriting_inputs(plans: list[PlannedImage], read: list[Path]) -> None:
-    sources = {path.resolve(): path for path in read}
+def _refuse_overwriting_inputs(plans: list[PlannedImage], read: list[Path],
+                               hint: str) -> None:
+    sources = {resolved(path): path for path in read}
     for plan in plans:
         for role, path in _roles(plan):
-            victim = sources.get(path.resolve())
+            victim = sources.get(resolved(path))
             if victim is not None:
                 what = "the input itself" if victim == plan.source else f"the input {victim}"
-                raise AdaCodeError(
-                    f"{path}: {role} would overwrite {what}; choose another output or --suffix"
-                )
+                raise AdaCodeError(f"{path}: {role} would overwrite {what}; {hint}")
 
 
-def _refuse_shared_writes(plans: list[PlannedImage], request: OutputRequest) -> None:
+def _refuse_shared_writes(plans: list[PlannedImage], request: OutputRequest | None) -> None:
     named = [(role, path) for plan in plans for role, path in _roles(plan)]
     clash = find_shared_write([path for _, path in named])
     if clash is None:
         return
     (first, path), (second, _) = named[clash[0]], named[clash[1]]
-    options = [side.option for side in request.side_files if side.label in first + second]
+    sides = request.side_files if request is not None else ()
+    options = [side.option for side in sides if side.label in first + second]
     if options:
         hint = f"rename one of the inputs, or leave out {options[0]}"
+    elif request is None:
+        hint = "rename or move one of the inputs"
     elif request.ext != "auto":
         hint = f"--ext {request.ext} gives them one name: use --ext auto or separate folders"
     else:
         hint = "they differ only in their extension: rename one, or restore them separately"
     raise AdaCodeError(f"{path}: both {first} and {second} would be written there; {hint}")
+
+
+def _refuse_long_names(plans: list[PlannedImage]) -> None:
+    """Every name written (a result, a side file, a video's work folder, named after its
+    result) must fit the file system's limit on one name; a long `--suffix` would otherwise
+    fail each image after the model has run. (Temporary names are short: `atomic_path`.)"""
+    limits: dict[Path, int] = {}  # one question to the file system per folder
+    for plan in plans:
+        for role, path in _roles(plan):
+            if path.parent not in limits:
+                limits[path.parent] = _name_limit(path.parent)
+            length, limit = len(os.fsencode(path.name)), limits[path.parent]
+            if length > limit:
+                raise AdaCodeError(
+                    f"{path}: the name of {role} is {length} bytes long, more than the {limit} "
+                    "this file system allows; use a shorter --suffix or output name"
+                )
+
+
+def _name_limit(folder: Path) -> int:
+    """The longest file name (in bytes) the file system holding `folder` accepts."""
+    existing = next((p for p in (folder, *folder.parents) if p.is_dir()), Path("."))
+    try:
+        return os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return _DEFAULT_NAME_MAX
 
 
 def _roles(plan: PlannedImage) -> list[tuple[str, Path]]:
@@ -271,7 +325,8 @@ def _check_writable(folders: set[Path]) -> None:
             continue
         checked.add(existing)
         if not existing.is_dir():
-            raise AdaCodeError(f"{existing}: is a file, but a folder is needed for {folder}")
+            raise AdaCodeError(f"{existing}: is {what_is(existing)}, but a folder is needed for "
+                               f"{folder}")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise AdaCodeError(f"{existing}: no permission to write in this folder")
 
@@ -291,7 +346,7 @@ def _relative_folder(input_path: Path, root: Path | None) -> Path:
     if root is None:
         return Path()
     try:
-        return input_path.parent.resolve().relative_to(root.resolve())
+        return resolved(input_path.parent).relative_to(resolved(root))
     except ValueError:
         return Path()
 
