@@ -79,3 +79,16 @@ def test_a_stop_during_the_whole_latent_step_ends_it_before_the_next_swin_block(
     with pytest.raises(RestoreInterrupted):
         restorer.restore(photo_like(200, 300), should_stop=lambda: bool(started))
     assert len(started) == 1
+
+
+def test_an_overlap_or_a_batch_beyond_the_image_or_the_memory_changes_nothing() -> None:
+    """`--tile-overlap 1000000` on a small image is the image, not terabytes of tiles, and a
+    requested batch beyond what fits is what fits (video frames would all be decoded first)."""
+    image = photo_like(40, 32)
+    huge = tiny_restorer("sr", 2, tile=16, tile_overlap=1_000_000)
+    estimate = huge.memory_estimate(40, 32)
+    assert estimate.fits and estimate.needed < 2**30
+    assert huge.plan(40, 32).tile is None or huge.plan(40, 32).overlap <= 64
+    assert huge.restore(image).image.shape == (80, 64, 3)
+    many = tiny_restorer("sr", 2, tile=0, batch_size=1_000_000, memory_limit=2**30)
+    assert 1 <= many.frames_per_batch(120, 160) < 1000

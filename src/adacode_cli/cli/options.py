@@ -141,7 +141,8 @@ _DECLARATIONS: Declarations = {
         "above 40 dB on this image, from the model's seam profile).")),
     "batch_size": (int | None, _option(
         None, "--batch-size", min=1, panel=MODEL_PANEL,
-        help="Tiles per network call (default: auto).")),
+        help="Tiles, or whole video frames, per network call (default: auto; never more "
+        "than fit in memory).")),
     "compile": (CompileMode, _option(
         CompileMode.auto, "--compile", panel=MODEL_PANEL,
         help="torch.compile the whole-image path (compiled once, cached); auto = only where "

@@ -233,6 +233,7 @@ def image_overlap(config: AdaCodeConfig, padded: tuple[int, int], image: tuple[i
     actual grid is predicted to keep TARGET_DB + MARGIN_DB (a grid of few tiles has few
     seams), else the largest of them."""
     align = tile_alignment(config, whole_latent)
+    core = min(core, max(image))  # a core beyond the image is the whole image
     if profile_for(config, whole_latent) is None:
         return default_overlap(config, core)
     largest = max(core // align * align, align)

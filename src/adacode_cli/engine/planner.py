@@ -126,12 +126,15 @@ def _batch_size(inputs: PlanInputs, side: int) -> int:
 def batch_size(requested: int | None, device: torch.device, profile: MemoryProfile,
                budget: int, pixels: int, count: int = MAX_AUTO_BATCH) -> int:
     """Pieces of `pixels` padded input pixels per network call (the tiles of one image, or whole
-    video frames): as asked; automatic on CUDA: as many as fit `budget` bytes, up to
-    MAX_AUTO_BATCH and `count`; automatic elsewhere: 1."""
-    if requested is not None or device.type != "cuda":
-        return requested or 1
-    fitting = profile.stream_pixels(budget) // pixels
-    return max(1, min(MAX_AUTO_BATCH, count, fitting))
+    video frames): as asked, but no more than fit `budget` bytes (a batch beyond the memory
+    could only fail, after decoding every piece of it); automatic on CUDA: as many as fit, up
+    to MAX_AUTO_BATCH and `count`; automatic elsewhere: 1."""
+    fitting = max(1, profile.stream_pixels(budget) // pixels)
+    if requested is not None:
+        return min(requested, fitting)
+    if device.type != "cuda":
+        return 1
+    return min(MAX_AUTO_BATCH, count, fitting)
 
 
 def tile_pixels(height: int, width: int, tile: int, overlap: int) -> int:

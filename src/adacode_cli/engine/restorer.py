@@ -208,23 +208,15 @@ class Restorer:
     def precision(self) -> str:
         return self._precision.name
 
-    @property
-    def overlap(self) -> int:
-        """The overlap of the options on an image many tiles wide (`plan` refines the default
-        per image)."""
-        if self.options.tile_overlap is None:
-            return default_overlap(self.config, self.options.tile)
-        return self.options.tile_overlap
-
     def _image_overlap(self, padded: tuple[int, int], image: tuple[int, int], tile: int | None,
                        whole_latent: bool) -> int:
         """The overlap for one image: as asked, else for `--tile` the smallest that keeps the
         seams on this image's grid, else the automatic default (both for tiles that run their
         Swin steps over the `whole_latent` or themselves)."""
-        if self.options.tile_overlap is not None:
-            return self.options.tile_overlap
+        if self.options.tile_overlap is not None:  # beyond the image it changes nothing
+            return min(self.options.tile_overlap, max(padded))
         if tile:
-            return image_overlap(self.config, padded, image, tile, whole_latent)
+            return image_overlap(self.config, padded, image, min(tile, max(image)), whole_latent)
         return default_overlap(self.config, tile, profile_for(self.config, whole_latent))
 
     def restore(
@@ -356,8 +348,11 @@ class Restorer:
         padded arrays and the smallest tile; parked registers can spill to disk), against the
         memory there is: RAM on the CPU, the accelerator's memory elsewhere."""
         budget = self._budget(height, width)
-        side = smallest_tile(self.config, self.overlap)
-        tile = self._memory_profile().stream_bytes(side * side)
+        multiple = self.config.pad_multiple
+        padded = padded_size(height, multiple), padded_size(width, multiple)
+        overlap = self._image_overlap(padded, (height, width), self.options.tile, False)
+        side = smallest_tile(self.config, overlap)
+        tile = self._memory_profile().stream_bytes(min(side, padded[0]) * min(side, padded[1]))
         fixed = self._fixed_bytes(height, width)
         if budget.shared or budget.host < 0:
             return MemoryEstimate(fixed + tile, budget.host + fixed, "memory")
