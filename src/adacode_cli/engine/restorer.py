@@ -24,13 +24,7 @@ from adacode_cli.engine.canvas import TileOutputs, quantise
 from adacode_cli.engine.compile import compiled_network
 from adacode_cli.engine.device import resolve_device
 from adacode_cli.engine.executor import TileExecutor, TileRun
-from adacode_cli.engine.overlap import (
-    default_overlap,
-    image_overlap,
-    profile_for,
-    seam_notices,
-    tile_grid,
-)
+from adacode_cli.engine.overlap import default_overlap, image_overlap, seam_notices, tile_grid
 from adacode_cli.engine.planner import (
     Budget,
     Plan,
@@ -217,7 +211,7 @@ class Restorer:
             return min(self.options.tile_overlap, max(padded))
         if tile:
             return image_overlap(self.config, padded, image, min(tile, max(image)), whole_latent)
-        return default_overlap(self.config, tile, profile_for(self.config, whole_latent))
+        return default_overlap(self.config, tile, whole_latent=whole_latent)
 
     def restore(
         self,
