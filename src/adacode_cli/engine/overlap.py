@@ -74,10 +74,15 @@ WHOLE_LATENT_KEY = "rms_error_whole_latent"
 
 
 @functools.cache
+def _profile_data() -> dict[str, dict]:
+    """`seam_profile.json`, read once: the profiles and latent reaches come from it."""
+    return json.loads(PROFILE_PATH.read_text(encoding="utf-8"))
+
+
+@functools.cache
 def _profiles() -> dict[tuple[str, bool], SeamProfile]:
-    data = json.loads(PROFILE_PATH.read_text(encoding="utf-8"))
     profiles = {}
-    for key, entry in data.items():
+    for key, entry in _profile_data().items():
         profiles[key, False] = SeamProfile(tuple(entry["rms_error"]))
         if WHOLE_LATENT_KEY in entry:
             profiles[key, True] = SeamProfile(tuple(entry[WHOLE_LATENT_KEY]))
@@ -92,8 +97,7 @@ def profile_for(config: AdaCodeConfig, whole_latent: bool = False) -> SeamProfil
 
 @functools.cache
 def _latent_reaches() -> dict[str, int]:
-    data = json.loads(PROFILE_PATH.read_text(encoding="utf-8"))
-    return {key: int(entry[LATENT_REACH_KEY]) for key, entry in data.items()
+    return {key: int(entry[LATENT_REACH_KEY]) for key, entry in _profile_data().items()
             if LATENT_REACH_KEY in entry}
 
 
