@@ -18,7 +18,7 @@ import functools
 import math
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -43,11 +43,15 @@ PARKED_SLACK = 1.1
 
 
 class _LiveBytes(TorchDispatchMode):
-    """Peak bytes of storages allocated inside the mode and still referenced."""
+    """Peak bytes of storages allocated inside the mode and still referenced, apart from those
+    of `external` tensors (inputs, weights). Storages are known by address, so the external
+    tensors are held for the mode's life: a freed one's address given to an activation would
+    hide that activation (counts 12% low, now and then)."""
 
-    def __init__(self, external: set[int]) -> None:
+    def __init__(self, external: Iterable[torch.Tensor]) -> None:
         super().__init__()
-        self._external = external
+        self._held = list(external)
+        self._external = {tensor.untyped_storage()._cdata for tensor in self._held}
         self._refs: dict[int, list[int]] = {}
         self.current = 0
         self.peak = 0
@@ -176,13 +180,9 @@ def _meta_pass(
     parked = []
     wholes: list[tuple[Step, WholeInputs, float]] = []  # and latent px per input px
     with torch.inference_mode():
-        # the input stays referenced while counting: the tracker knows storages by address, and
-        # a freed input's address given to an activation would hide that activation (counts
-        # 12% low, now and then)
-        source = torch.empty(1, 3, side, side, device="meta", dtype=dtype)
-        regs = {"h": source}
-        owned = {t.untyped_storage()._cdata for t in [*network.parameters(), *network.buffers()]}
-        tracker = _LiveBytes({*owned, source.untyped_storage()._cdata})
+        regs = {"h": torch.empty(1, 3, side, side, device="meta", dtype=dtype)}
+        owned = [*network.parameters(), *network.buffers()]
+        tracker = _LiveBytes([*owned, regs["h"]])
         with tracker if track else contextlib.nullcontext():
             *layered, last = segments(network_steps(network))
             for segment in layered:
@@ -205,7 +205,7 @@ def _meta_pass(
     return network, tracker.peak / side**2, tuple(parked), whole
 
 
-def _whole_step_cost(step: Step, inputs: WholeInputs, owned: set[int], ratio: float,
+def _whole_step_cost(step: Step, inputs: WholeInputs, owned: list[torch.Tensor], ratio: float,
                      window: int, chunk: int) -> tuple[float, int]:
     """Bytes per padded input pixel and fixed bytes of `step` run alone over a whole latent
     (`ratio` latent px per input px): a line through its peaks on latents of 2 and 3 chunks
@@ -225,7 +225,7 @@ def _whole_step_cost(step: Step, inputs: WholeInputs, owned: set[int], ratio: fl
     return per_pixel, math.ceil(fixed)
 
 
-def _whole_step_bytes(step: Step, inputs: WholeInputs, owned: set[int],
+def _whole_step_bytes(step: Step, inputs: WholeInputs, owned: list[torch.Tensor],
                       latent: tuple[int, int]) -> int:
     """Peak bytes of `step` run alone on meta registers of a `latent` (height, width) map,
     counted in, as the executor runs a `whole` step on the inputs it gathered (contiguous)."""
@@ -233,7 +233,7 @@ def _whole_step_bytes(step: Step, inputs: WholeInputs, owned: set[int],
                        for name, (channels, dtype) in inputs.items()}
     sizes = {value.untyped_storage()._cdata: value.untyped_storage().nbytes()
              for value in regs.values()}
-    tracker = _LiveBytes({*owned, *sizes})
+    tracker = _LiveBytes([*owned, *regs.values()])
     with tracker:
         run_steps([step], regs)
     del regs
