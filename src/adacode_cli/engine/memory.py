@@ -111,9 +111,17 @@ class MemoryProfile:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> MemoryProfile:
-        return cls(float(record["stream"]), tuple(float(v) for v in record["parked"]),
-                   int(record["fixed"]), float(record["slack"]), float(record["whole"]),
-                   int(record["whole_fixed"]))
+        """The profile a record holds; ValueError unless every cost is a finite, non-negative
+        number (and the stream cost positive): plans divide by them."""
+        profile = cls(float(record["stream"]), tuple(float(v) for v in record["parked"]),
+                      int(record["fixed"]), float(record["slack"]), float(record["whole"]),
+                      int(record["whole_fixed"]))
+        values = (profile.stream, *profile.parked, profile.fixed, profile.slack, profile.whole,
+                  profile.whole_fixed)
+        if not all(math.isfinite(v) and v >= 0 for v in values) or profile.stream <= 0 \
+                or profile.slack <= 0:
+            raise ValueError(f"not a memory profile: {record}")
+        return profile
 
     def whole_bytes(self, pixels: int) -> int:
         """The `whole` steps of an image of `pixels` padded input pixels, run over its latent."""
@@ -131,9 +139,9 @@ def profile(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu")
     """The counted cost of `config` at `dtype` for a `device_type` device: measured once per
     model, precision, device type and torch version, then read from the profile cache."""
     key = profile_cache.profile_key(config, dtype, device_type)
-    return MemoryProfile.from_record(
-        profile_cache.cached(key, lambda: count_on_meta(config, dtype, device_type).to_record())
-    )
+    return MemoryProfile.from_record(profile_cache.cached(
+        key, lambda: count_on_meta(config, dtype, device_type).to_record(),
+        MemoryProfile.from_record))
 
 
 def count_on_meta(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu"
@@ -253,8 +261,8 @@ def device_profile(
     """`measure_on_device`, once per model, precision, device model and torch version."""
     key = profile_cache.profile_key(config, dtype, torch.cuda.get_device_name(device))
     return MemoryProfile.from_record(profile_cache.cached(
-        key, lambda: measure_on_device(network, config, device, dtype, precision).to_record()
-    ))
+        key, lambda: measure_on_device(network, config, device, dtype, precision).to_record(),
+        MemoryProfile.from_record))
 
 
 def measure_on_device(
