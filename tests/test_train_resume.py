@@ -108,3 +108,28 @@ def test_missing_loss_weights_offline_stop_with_the_flag_to_use(tmp_path) -> Non
     assert "vgg19" in lines[1] and "--no-semantic" in lines[1]
     assert "vgg16" not in semantic.stderr and "--offline" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_stop_request_cuts_a_long_validation_short(tmp_path) -> None:
+    """A cluster's time limit leaves seconds: validation checks the stop request between
+    images, and gives no mean over part of the set (it would mislead the best checkpoint)."""
+    import numpy as np
+    import torch
+
+    from adacode_cli.model.config import AdaCodeConfig
+    from adacode_cli.model.networks import build_network
+    from adacode_cli.train.config import ValSection
+    from adacode_cli.train.data import ValidationSample
+    from adacode_cli.train.validation import Validator
+
+    torch.manual_seed(0)
+    network = build_network(AdaCodeConfig.tiny("sr", 2)).eval()
+    reference = np.full((64, 64, 3), 128, np.uint8)
+    samples = [ValidationSample(f"v{index}", torch.rand(1, 3, 32, 32), reference, reference)
+               for index in range(5)]
+    validator = Validator(samples, "bicubic", None, ValSection(), torch.device("cpu"))
+    calls: list[int] = []
+    network.register_forward_pre_hook(lambda module, args: calls.append(1))
+    assert validator.scores(network, lambda: len(calls) >= 2) is None
+    assert len(calls) == 2
+    assert set(validator.scores(network)) == {"psnr", "ssim"} and len(calls) == 7
