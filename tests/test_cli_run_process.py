@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ import pytest
 
 from adacode_cli.atomic import TEMP_PREFIX, remove_stale_temporaries
 from cli_restore_helpers import leftovers, noise, save_png, save_tiny_model
-from process_helpers import run_adacode
+from process_helpers import run_adacode, torch_blocked
 
 PHASE_MARKERS = '''
 import os, sys
@@ -116,10 +117,7 @@ def test_ctrl_c_stops_every_phase_within_seconds(tmp_path, sr_model, phase, mark
 
 
 def test_usage_errors_are_reported_without_importing_torch(tmp_path, sr_model):
-    blocker = tmp_path / "blocker" / "torch"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('torch must not be imported')\n")
-    env = {"PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
+    env = torch_blocked(tmp_path / "blocker")
     image = save_png(tmp_path / "in" / "a.png", noise((8, 8, 3)))
     save_png(tmp_path / "in" / "a-weights.png", noise((8, 8, 3)))
     (tmp_path / "notes.txt").write_text("a file")
@@ -146,6 +144,57 @@ def test_usage_errors_are_reported_without_importing_torch(tmp_path, sr_model):
         assert time.perf_counter() - started < 30  # no torch: about 0.3 s on an idle machine
     created = sorted(path.name for path in tmp_path.iterdir())
     assert created == ["blocker", "in", "masks", "notes.txt"]
+
+
+def broken_weights(folder: Path, sound: Path) -> dict[str, str]:
+    """Files that are no weights files, named .safetensors: name -> the start of the verdict."""
+    length = struct.Struct("<Q")
+    data = sound.read_bytes()
+    files = {
+        "empty": (b"", "empty file, not a weights file"),
+        "text": (b"not weights\n", "truncated or not a weights file"),
+        "short": (data[:5], "truncated or not a weights file"),
+        "bad-json": (length.pack(10) + b"{not json}", "truncated or not a safetensors file"),
+        "long-header": (length.pack(10**9) + b'{"a": 1}', "truncated or not a safetensors file"),
+        "cut-data": (data[:-100], "truncated or not a safetensors file"),
+        "no-network": (length.pack(2) + b"{}", "not an AdaCode network"),
+    }
+    for name, (content, _) in files.items():
+        (folder / f"{name}.safetensors").write_bytes(content)
+    (folder / "folder.safetensors").mkdir()
+    return {"folder": "is a folder, not a weights file",
+            **{name: verdict for name, (_, verdict) in files.items()}}
+
+
+def test_weights_errors_are_reported_without_importing_torch(tmp_path, sr_model,
+                                                             make_official_pth):
+    import torch
+    from safetensors.torch import save_file
+
+    env = torch_blocked(tmp_path / "blocker")
+    image = save_png(tmp_path / "a.png", noise((8, 8, 3)))
+    official = make_official_pth("sr", 4)  # zip format, as torch.save writes today
+    legacy = tmp_path / "legacy-inpaint.pth"
+    torch.save(torch.load(make_official_pth("inpaint", 1), weights_only=True), legacy,
+               _use_new_zipfile_serialization=False)
+    foreign = tmp_path / "foreign.safetensors"  # another tool's file: no config in its metadata
+    save_file(torch.load(official, weights_only=True)["params"], foreign)
+    unfit = {
+        ("sr", "--scale", "2", "-w", str(official)):
+            "holds a super-resolution x4 model, but `adacode sr` needs a super-resolution x2",
+        ("sr", "--scale", "2", "-w", str(foreign)): "holds a super-resolution x4 model",
+        ("sr", "-w", str(legacy)): "holds an inpainting model, but `adacode sr` needs a super",
+        ("inpaint", "--mask", str(image), "-w", str(sr_model)):
+            "holds a super-resolution x2 model, but `adacode inpaint` needs an inpainting model",
+        ("recon", "-w", str(sr_model)): "needs a stage-2 reconstruction model",
+    }
+    broken = {("sr", "-w", f"{name}.safetensors"): f"{name}.safetensors: {verdict}"
+              for name, verdict in broken_weights(tmp_path, sr_model).items()}
+    for (command, *options), message in {**unfit, **broken}.items():
+        ran = run_adacode(command, str(image), *options, env=env, cwd=tmp_path, timeout=60)
+        assert ran.returncode == 2, (options, ran.stderr)
+        assert ran.stderr.count("\n") == 1 and message in ran.stderr, (options, ran.stderr)
+    assert not list(tmp_path.glob("adacode-*"))
 
 
 def test_recon_into_its_own_folder_with_a_suffix(tmp_path):

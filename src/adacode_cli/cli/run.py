@@ -142,11 +142,12 @@ def prepare_run(
     images, videos = split_videos(planned, shared)
     for folder in {image.result.parent for image in planned}:
         remove_stale_temporaries(folder)
-    from adacode_cli.weights.api import resolve_weights  # after the cheaper checks: rich, requests
+    from adacode_cli.weights.api import check_weights_file, resolve_weights  # rich, requests
 
     weights = resolve_weights(shared.weights, task=task_name, scale=scale,
                               cache_dir=shared.cache_dir, offline=True if shared.offline else None,
                               quiet=shared.quiet, should_stop=should_stop)
+    check_weights_file(weights, task_name, scale)
     return RunPlan(images, listing.skipped, weights, videos)
 
 
@@ -199,7 +200,8 @@ def _weights_file(spec: str | None) -> Path | None:
 def load_restorer(
     weights: Path, task_name: str, scale: int | None, shared: SharedOptions
 ) -> Restorer:
-    """The engine around the `weights` model; a model for another task or scale is refused."""
+    """The engine around the `weights` model; a model for another task or scale is refused
+    (checked here again for the files whose header could not tell: `check_weights_file`)."""
     from adacode_cli.engine.restorer import RestoreOptions, Restorer
     from adacode_cli.weights.api import refuse_unfit_model
 
@@ -213,8 +215,5 @@ def load_restorer(
         statistics=shared.statistics.value,
     )
     restorer = Restorer.from_file(weights, options)
-    held = restorer.config.task
-    if task_name == "recon" and held == "vqgan":  # a stage-1 VQGAN reconstructs its input too
-        held = "recon"
-    refuse_unfit_model(weights, held, restorer.config.scale, task_name, scale)
+    refuse_unfit_model(weights, restorer.config.task, restorer.config.scale, task_name, scale)
     return restorer
