@@ -146,6 +146,39 @@ def test_usage_errors_are_reported_without_importing_torch(tmp_path, sr_model):
     assert created == ["blocker", "in", "masks", "notes.txt"]
 
 
+def test_options_that_would_change_nothing_are_refused_without_torch(tmp_path, sr_model):
+    env = torch_blocked(tmp_path / "blocker")
+    save_png(tmp_path / "in" / "a.png", noise((8, 8, 3)))
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "clip.mp4").write_bytes(b"planned by its name, never read")
+    image_options = {
+        ("--save-weight-map",): None,
+        ("--crf", "20"): "--crf applies to videos, but no input is a video",
+        ("--video-codec", "ffv1"): "--video-codec applies to videos, but no input is a video",
+        ("--no-resume",): "--no-resume applies to videos, but no input is a video",
+        ("--ext", "mkv"): "--ext mkv applies to videos, but no input is a video",
+        ("--quality", "80"): "--quality sets the JPEG/WebP quality, but no result",
+        ("--recursive",): "--recursive descends into folders, but in/a.png is a file",
+    }
+    video_options = {
+        ("--save-weight-map",): "clips/clip.mp4: a video gets no weight map",
+        ("--ext", "png"): "--ext png applies to images, but every input is a video",
+        ("--quality", "80"): "--quality sets the JPEG/WebP quality, but no result",
+    }
+    cases = {("in/a.png", "o", *options): message for options, message in image_options.items()}
+    cases |= {("clips", "o", *options): message for options, message in video_options.items()}
+    cases[("in/a.png", "o.png", "--suffix", "_x")] = "--suffix '_x' is added to names made in"
+    for args, message in cases.items():
+        ran = run_adacode("sr", *args, "-w", str(sr_model), env=env, cwd=tmp_path, timeout=60)
+        if message is None:  # applies: the run goes on to load the model (torch: refused)
+            assert ran.returncode == 1 and "torch must not be imported" in ran.stderr
+            continue
+        assert ran.returncode == 2, (args, ran.stderr)
+        assert ran.stderr.count("\n") == 1 and message in ran.stderr, (args, ran.stderr)
+        assert ran.stderr.rstrip().endswith("leave it out") or "weight map" in message
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["blocker", "clips", "in"]
+
+
 def broken_weights(folder: Path, sound: Path) -> dict[str, str]:
     """Files that are no weights files, named .safetensors: name -> the start of the verdict."""
     length = struct.Struct("<Q")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from adacode_cli.atomic import remove_stale_temporaries
-from adacode_cli.cli.options import SharedOptions
+from adacode_cli.cli.options import DEFAULT_CRF, DEFAULT_QUALITY, SharedOptions
 from adacode_cli.cli.scaleout import parse_shard
 from adacode_cli.errors import AdaCodeError, ExitCode
 from adacode_cli.images.inputs import Skipped, input_root, list_inputs, resolved
@@ -34,7 +34,7 @@ from adacode_cli.images.outputs import (
     plan_run,
 )
 from adacode_cli.interrupt import StopRequest
-from adacode_cli.video.codecs import choose_codec
+from adacode_cli.video.codecs import CONTAINERS, choose_codec
 
 if TYPE_CHECKING:
     from adacode_cli.cli.tasks import Task
@@ -159,6 +159,7 @@ def split_videos(
     model loads."""
     images = [item for item in planned if not item.is_video]
     videos = [item for item in planned if item.is_video]
+    refuse_unused_options(images, videos, shared)
     for video in videos:
         choose_codec(shared.video_codec.value, video.result.suffix, shared.crf)
     if videos:
@@ -166,6 +167,32 @@ def split_videos(
 
         ffmpeg_exe()
     return images, videos
+
+
+def refuse_unused_options(
+    images: list[PlannedImage], videos: list[PlannedImage], shared: SharedOptions
+) -> None:
+    """An option that would change no file of this run is a usage error, never silently
+    ignored: video settings without a video, an `--ext` of the other kind than every input,
+    a `--quality` without a JPEG/WebP result. (`--save-weight-map` for a video: `plan_run`.)"""
+    ext = shared.ext.value
+    video_ext = ext != "auto" and f".{ext}" in CONTAINERS
+    unused = []
+    if not videos:
+        given = [("--video-codec", shared.video_codec.value != "auto"),
+                 ("--crf", shared.crf != DEFAULT_CRF), ("--no-resume", not shared.resume),
+                 (f"--ext {ext}", video_ext)]
+        unused += [f"{option} applies to videos, but no input is a video"
+                   for option, set_ in given if set_]
+    if not images and ext != "auto" and not video_ext:
+        unused.append(f"--ext {ext} applies to images, but every input is a video")
+    lossy = {".jpg", ".jpeg", ".webp"}
+    if shared.quality != DEFAULT_QUALITY and not any(
+            image.result.suffix.lower() in lossy for image in images):
+        unused.append("--quality sets the JPEG/WebP quality, but no result of this run is a "
+                      "JPEG or WebP image (videos: --crf)")
+    if unused:
+        raise AdaCodeError(f"{unused[0]}; leave it out")
 
 
 def _new_inputs(inputs: list[Path], input_spec: str, request: OutputRequest) -> list[Path]:
