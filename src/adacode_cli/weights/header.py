@@ -53,7 +53,9 @@ def held_config(path: Path) -> AdaCodeConfig | None:
     whose tensors make no AdaCode network is a CheckpointError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: is {what_is(path)}, not a weights file")
+        kind = what_is(path)
+        raise CheckpointError(f"{path}: " + ("no such file" if kind == "missing" else
+                                             f"is {kind}, not a weights file"))
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
