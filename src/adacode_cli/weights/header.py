@@ -47,10 +47,33 @@ class _Unreadable(Exception):
     """The pickle uses something the stand-in unpickler does not know: torch decides."""
 
 
+@dataclass(frozen=True)
+class Header:
+    """What a weights file says about itself before its tensors are read."""
+
+    shapes: dict[str, _Shape]
+    metadata: Mapping[str, str]  # a safetensors file's `__metadata__`
+    safetensors: bool
+
+
 def held_config(path: Path) -> AdaCodeConfig | None:
     """The network `path` holds; None where only torch can tell (an official file whose pickle
     uses more than plain tensors). A file that is not a weights file, a truncated one, or one
     whose tensors make no AdaCode network is a CheckpointError naming the file."""
+    header = read_header(path)
+    if header is None:
+        return None
+    config = config_from_metadata(header.metadata, path)
+    if config is not None:
+        return config
+    with naming(path):  # as `model.checkpoint.read_checkpoint` cleans each format
+        return infer_config(clean_official(header.shapes, keep_semantic=not header.safetensors))
+
+
+def read_header(path: Path) -> Header | None:
+    """The tensor shapes (and metadata) `path` lists; None where only torch can tell. A missing
+    file, a folder, and a file that is no weights file or a truncated one are CheckpointErrors
+    naming the file."""
     path = Path(path)
     if not path.is_file():
         kind = what_is(path)
@@ -61,18 +84,15 @@ def held_config(path: Path) -> AdaCodeConfig | None:
             size = os.fstat(handle.fileno()).st_size
             head = handle.read(9)
             if len(head) == 9 and head[8:9] == b"{":  # the sniff of `model.checkpoint`
-                return _safetensors_config(path, handle, size)
+                return _safetensors_header(path, handle, size)
             shapes = _pth_shapes(path, handle, head)
     except OSError as error:
         raise CheckpointError(f"{path}: cannot read it ({error.strerror or error})") from error
-    if shapes is None:
-        return None
-    with naming(path):
-        return infer_config(clean_official(shapes, keep_semantic=True))
+    return None if shapes is None else Header(shapes, {}, safetensors=False)
 
 
-def _safetensors_config(path: Path, handle: IO[bytes], size: int) -> AdaCodeConfig:
-    """The config in our metadata, else detected from the shapes the header lists."""
+def _safetensors_header(path: Path, handle: IO[bytes], size: int) -> Header:
+    """The JSON header, checked: every tensor's data must lie inside the file."""
     broken = CheckpointError(f"{path}: truncated or not a safetensors file")
     handle.seek(0)
     (length,) = _LENGTH.unpack(handle.read(8))
@@ -89,11 +109,7 @@ def _safetensors_config(path: Path, handle: IO[bytes], size: int) -> AdaCodeConf
         raise broken
     shapes = {key: _listed_shape(entry, size - 8 - length, broken)
               for key, entry in header.items()}
-    config = config_from_metadata(metadata, path)
-    if config is not None:
-        return config
-    with naming(path):
-        return infer_config(clean_official(shapes))
+    return Header(shapes, metadata, safetensors=True)
 
 
 def _listed_shape(entry: Any, data_bytes: int, broken: CheckpointError) -> _Shape:
