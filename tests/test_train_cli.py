@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from process_helpers import run_adacode
+from process_helpers import run_adacode, torch_blocked
 
 WIDE = {"COLUMNS": "200"}  # one line per option, so each help text reads whole
 COMMON = {
@@ -56,4 +56,32 @@ def test_no_semantic_is_refused_where_there_is_no_semantic_loss(stage: str, tmp_
     result = run_adacode("train", stage, "--output", str(tmp_path / "run"), "--no-semantic")
     assert result.returncode == 2
     assert "No such option: --no-semantic" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_mistakes_are_one_line_before_torch(tmp_path) -> None:
+    env = torch_blocked(tmp_path / "blocker")
+    files = {"broken": "[train\n", "bad-value": '[train]\niters = "x"\n',
+             "unknown-key": "[train]\nnosuch = 1\n", "unknown-section": "[nosect]\na = 1\n"}
+    for name, text in files.items():
+        (tmp_path / f"{name}.toml").write_text(text)
+    base = ("train", "stage1", "--output", str(tmp_path / "run"), "--data", str(tmp_path))
+    cases = {
+        ("--preset", "huge"): "unknown preset 'huge'",
+        ("--config", str(tmp_path / "absent.toml")): "absent.toml: cannot read",
+        ("--config", str(tmp_path / "broken.toml")): "broken.toml: invalid TOML",
+        ("--config", str(tmp_path / "bad-value.toml")): "train.iters: 'x' is not a valid int",
+        ("--config", str(tmp_path / "unknown-key.toml")): "'train.nosuch' is not a stage-1",
+        ("--config", str(tmp_path / "unknown-section.toml")): "unknown config key 'nosect.a'",
+        ("--set", "train.iters=abc"): "train.iters: 'abc' is not a valid int",
+        ("--device", "gpu"): "train.device must be auto, cpu, cuda, cuda:N or mps, not 'gpu'",
+        ("--precision", "fp64"): "train.precision must be one of fp32, bf16, fp16",
+        ("--iters", "-5"): "train.iters must be positive",
+    }
+    for options, message in cases.items():
+        result = run_adacode(*base, *options, env=env)
+        assert result.returncode == 2, (options, result.stderr)
+        assert result.stderr.count("\n") == 1 and message in result.stderr, (options, result.stderr)
+    shown = run_adacode("train", "config", "stage3", "--preset", "tiny", env=env)
+    assert shown.returncode == 0 and "[loss]" in shown.stdout, shown.stderr
     assert not (tmp_path / "run").exists()

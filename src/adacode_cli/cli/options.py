@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import Enum
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
+from adacode_cli.engine.device_names import DEVICE_CHOICES, is_device_name
 
 #: Field name -> (annotation, typer.Option(...)): the parameters `shared_options` adds.
 Declarations = dict[str, tuple[Any, Any]]
@@ -115,8 +116,8 @@ def _option(default: Any, *names: str, panel: str, **settings: Any) -> Any:
 
 def _check_device(value: str) -> str:
     """The form of `--device`, checked before torch loads (whether it exists is checked then)."""
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip().lower()):
-        raise typer.BadParameter("choose auto, cpu, cuda, cuda:N or mps")
+    if not is_device_name(value):
+        raise typer.BadParameter(f"choose {DEVICE_CHOICES}")
     return value
 
 

@@ -103,12 +103,13 @@ def _build_config(
         preset,
         set_value,
     )
-    from adacode_cli.train.state import RunFolder
 
     if options.resume:
         if options.config_file is not None or options.preset is not None:
             raise ConfigError("--resume continues with the run's own config: drop --config and "
                               "--preset (flags and --set still override)")
+        from adacode_cli.train.state import RunFolder  # torch: a run's config is read with it
+
         config = RunFolder(options.output).read_config()
         if config.stage != stage:
             raise ConfigError(f"{options.output} is a stage-{config.stage} run, not stage {stage}")
@@ -146,9 +147,12 @@ def _train(
 ) -> None:
     from rich.console import Console
 
-    from adacode_cli.train.stages import train
+    from adacode_cli.train.config import validate
 
     config = _build_config(stage, options, specific, no_semantic)
+    validate(config)  # before torch loads: a mistake in the config is reported at once
+    from adacode_cli.train.stages import train
+
     train(config, options.output, resume=options.resume, console=Console(highlight=False),
           offline=True if options.offline else None)
 
