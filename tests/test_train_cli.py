@@ -85,3 +85,36 @@ def test_config_mistakes_are_one_line_before_torch(tmp_path) -> None:
     shown = run_adacode("train", "config", "stage3", "--preset", "tiny", env=env)
     assert shown.returncode == 0 and "[loss]" in shown.stdout, shown.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_path_mistakes_are_one_line_before_torch(tmp_path, models) -> None:
+    env = torch_blocked(tmp_path / "blocker")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "notes.pth").write_text("not weights")
+    run, data, nowhere = str(tmp_path / "run"), str(tmp_path / "data"), str(tmp_path / "nowhere")
+    stage3 = ("stage3", "--output", run, "--data", data)
+    recon = ("--init", str(models["recon"]))
+    cases = {
+        ("stage1", "--output", run): "no training images: pass --data DIR",
+        ("stage1", "--output", run, "--data", nowhere): f"--data {nowhere}: no such folder",
+        ("stage1", "--output", run, "--data", str(tmp_path / "a-file")): "is a file, not a folder",
+        ("stage1", "--output", run, "--data", data, "--val", nowhere): "no such folder",
+        ("stage1", "--output", str(tmp_path / "a-file"), "--data", data):
+            "a-file: is a file, but a run is a folder",
+        ("stage2", "--output", run, "--data", data): "stage 2 needs the stage-1 codebooks",
+        ("stage2", "--output", run, "--data", data, "--codebooks", nowhere):
+            "no such run folder or weights file",
+        ("stage2", "--output", run, "--data", data, "--codebooks", str(tmp_path / "notes.pth")):
+            "notes.pth: truncated or not a weights file",
+        stage3: "stage 3 starts from a stage-2 network",
+        (*stage3, "--init", "nosuch"): "--init nosuch: no such run, weights file or registry",
+        (*stage3, "--init", str(models["sr2"])): "is a sr network; stage 3 needs a stage-2",
+        (*stage3, *recon, "--lq", nowhere): f"--lq {nowhere}: no such folder",
+        (*stage3, *recon, "--init-d", str(tmp_path / "notes.pth")): "not a weights file",
+    }
+    for args, message in cases.items():
+        result = run_adacode("train", *args, "--preset", "tiny", env=env)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and message in result.stderr, (args, result.stderr)
+    assert not (tmp_path / "run").exists()

@@ -148,9 +148,11 @@ def _train(
     from rich.console import Console
 
     from adacode_cli.train.config import validate
+    from adacode_cli.train.preflight import check_run_paths
 
     config = _build_config(stage, options, specific, no_semantic)
-    validate(config)  # before torch loads: a mistake in the config is reported at once
+    validate(config)  # before torch loads: a mistake in the config or a path is named at once
+    check_run_paths(config, options.output)
     from adacode_cli.train.stages import train
 
     train(config, options.output, resume=options.resume, console=Console(highlight=False),
