@@ -118,3 +118,23 @@ def test_path_mistakes_are_one_line_before_torch(tmp_path, models) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.count("\n") == 1 and message in result.stderr, (args, result.stderr)
     assert not (tmp_path / "run").exists()
+
+
+def test_export_mistakes_are_one_line_before_torch(tmp_path) -> None:
+    env = torch_blocked(tmp_path / "blocker")
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "a-file").write_text("not a run")
+    out = str(tmp_path / "out.safetensors")
+    cases = {
+        (str(tmp_path / "nowhere"), out): "nowhere: no such folder",
+        (str(tmp_path / "a-file"), out): "a-file: is a file, not a folder",
+        (str(run), str(tmp_path / "out.txt")): "out.txt: name the output *.safetensors",
+        (str(run), out, "--official-keys"): "out.safetensors: name the output *.pth",
+        (str(run), out, "--checkpoint", "first"): "unknown checkpoint 'first'",
+    }
+    for args, message in cases.items():
+        result = run_adacode("train", "export", *args, env=env)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and message in result.stderr, (args, result.stderr)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "blocker", "run"]

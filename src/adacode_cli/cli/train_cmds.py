@@ -237,9 +237,10 @@ def export(
 ) -> None:
     """Export a run's generator for `adacode sr/inpaint/recon --weights`."""
     from adacode_cli.images.outputs import check_output_file
+    from adacode_cli.train.preflight import check_export
 
-    if run.is_dir():  # export_run names a missing run folder; nothing in one may be replaced
-        check_output_file(run, out, read=[path for path in run.rglob("*") if path.is_file()])
+    check_export(run, out, checkpoint, official_keys)  # before torch loads
+    check_output_file(run, out, read=[path for path in run.rglob("*") if path.is_file()])
     from adacode_cli.train.export import export_run
 
     result = export_run(run, out, which=checkpoint, official_keys=official_keys)

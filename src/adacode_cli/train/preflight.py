@@ -1,4 +1,5 @@
-"""A training run's paths, checked before torch is imported: a mistake in them is one line at once.
+"""A training run's paths (and `train export`'s), checked before torch is imported: a mistake in
+them is one line at once.
 
 Folders must be folders, the run folder must not be a file, and the weights a stage starts from
 must be a run folder, a weights file holding a network of the right kind (read from its header,
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.inputs import what_is
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.train.config import ConfigError, TrainConfig
@@ -72,3 +74,20 @@ def _weights_file(option: str, value: str) -> None:
 def _not_a_folder(path: Path) -> str:
     kind = what_is(path)
     return "no such folder" if kind == "missing" else f"is {kind}, not a folder"
+
+
+CHECKPOINT_CHOICES = ("auto", "best", "latest")
+
+
+def check_export(run: Path, out: Path, which: str, official_keys: bool) -> None:
+    """`train export`'s request: a run folder, an output name of the format it writes, a
+    checkpoint choice we know."""
+    if not run.is_dir():
+        raise AdaCodeError(f"{run}: {_not_a_folder(run)} (a training run is a folder)")
+    suffix = ".pth" if official_keys else ".safetensors"
+    if out.suffix != suffix:
+        raise AdaCodeError(f"{out}: name the output *{suffix}"
+                           + (" (--official-keys writes a PyTorch pickle)" if official_keys
+                              else " (or pass --official-keys for a .pth)"))
+    if which not in CHECKPOINT_CHOICES:
+        raise AdaCodeError(f"unknown checkpoint {which!r}: use {', '.join(CHECKPOINT_CHOICES)}")
