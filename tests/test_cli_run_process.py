@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from adacode_cli.atomic import TEMP_PREFIX, remove_stale_temporaries
@@ -122,6 +123,7 @@ def test_usage_errors_are_reported_without_importing_torch(tmp_path, sr_model):
     save_png(tmp_path / "in" / "a-weights.png", noise((8, 8, 3)))
     (tmp_path / "notes.txt").write_text("a file")
     (tmp_path / "masks").mkdir()
+    save_png(tmp_path / "small.png", np.full((4, 4, 3), 255, np.uint8))
     weights = ["-w", str(sr_model)]
     cases = {
         ("sr", "nosuch.png"): "nosuch.png: no such file or folder",
@@ -133,6 +135,8 @@ def test_usage_errors_are_reported_without_importing_torch(tmp_path, sr_model):
         ("sr", "in", "o", "--save-weight-map", *weights): "leave out --save-weight-map",
         ("inpaint", "in", "--mask", "masks", *weights): "no mask named after any input",
         ("inpaint", "in", "--mask", "notes.txt", *weights): "--mask notes.txt: not an image",
+        ("inpaint", "in", "--mask", "small.png", *weights):
+            "--mask small.png: the mask is 4x4 but no input is",
         ("sr", str(image), "--device", "gpu"): "Invalid value for '--device'",
     }
     for args, message in cases.items():
@@ -143,7 +147,7 @@ def test_usage_errors_are_reported_without_importing_torch(tmp_path, sr_model):
         assert "Traceback" not in ran.stderr
         assert time.perf_counter() - started < 30  # no torch: about 0.3 s on an idle machine
     created = sorted(path.name for path in tmp_path.iterdir())
-    assert created == ["blocker", "in", "masks", "notes.txt"]
+    assert created == ["blocker", "in", "masks", "notes.txt", "small.png"]
 
 
 def test_options_that_would_change_nothing_are_refused_without_torch(tmp_path, sr_model):
@@ -159,6 +163,8 @@ def test_options_that_would_change_nothing_are_refused_without_torch(tmp_path, s
         ("--ext", "mkv"): "--ext mkv applies to videos, but no input is a video",
         ("--quality", "80"): "--quality sets the JPEG/WebP quality, but no result",
         ("--recursive",): "--recursive descends into folders, but in/a.png is a file",
+        ("--tile", "0", "--tile-overlap", "8"): "--tile-overlap applies to tiles, but --tile 0",
+        ("--tile", "0", "--statistics", "tile"): "--statistics tile applies to tiles, but",
     }
     video_options = {
         ("--save-weight-map",): "clips/clip.mp4: a video gets no weight map",

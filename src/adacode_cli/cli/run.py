@@ -174,7 +174,8 @@ def refuse_unused_options(
 ) -> None:
     """An option that would change no file of this run is a usage error, never silently
     ignored: video settings without a video, an `--ext` of the other kind than every input,
-    a `--quality` without a JPEG/WebP result. (`--save-weight-map` for a video: `plan_run`.)"""
+    tile settings with `--tile 0`, a `--quality` without a JPEG/WebP result. (`--save-weight-map`
+    for a video and `--suffix` for a named result file: `plan_run`.)"""
     ext = shared.ext.value
     video_ext = ext != "auto" and f".{ext}" in CONTAINERS
     unused = []
@@ -186,6 +187,11 @@ def refuse_unused_options(
                    for option, set_ in given if set_]
     if not images and ext != "auto" and not video_ext:
         unused.append(f"--ext {ext} applies to images, but every input is a video")
+    if shared.tile == 0:
+        whole = [("--tile-overlap", shared.tile_overlap is not None),
+                 (f"--statistics {shared.statistics.value}", shared.statistics.value != "auto")]
+        unused += [f"{option} applies to tiles, but --tile 0 runs each image whole"
+                   for option, set_ in whole if set_]
     lossy = {".jpg", ".jpeg", ".webp"}
     if shared.quality != DEFAULT_QUALITY and not any(
             image.result.suffix.lower() in lossy for image in images):
