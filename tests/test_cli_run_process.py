@@ -182,7 +182,12 @@ def test_options_that_would_change_nothing_are_refused_without_torch(tmp_path, s
         assert ran.returncode == 2, (args, ran.stderr)
         assert ran.stderr.count("\n") == 1 and message in ran.stderr, (args, ran.stderr)
         assert ran.stderr.rstrip().endswith("leave it out") or "weight map" in message
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["blocker", "clips", "in"]
+    vqgan = save_tiny_model(tmp_path / "vqgan.safetensors", "vqgan", 1)  # one codebook
+    ran = run_adacode("recon", "in/a.png", "o", "--save-weight-map", "-w", str(vqgan), env=env,
+                      cwd=tmp_path, timeout=60)
+    assert ran.returncode == 2 and "--save-weight-map would write nothing" in ran.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["blocker", "clips", "in",
+                                                                "vqgan.safetensors"]
 
 
 def broken_weights(folder: Path, sound: Path) -> dict[str, str]:

@@ -147,8 +147,20 @@ def prepare_run(
     weights = resolve_weights(shared.weights, task=task_name, scale=scale,
                               cache_dir=shared.cache_dir, offline=True if shared.offline else None,
                               quiet=shared.quiet, should_stop=should_stop)
-    check_weights_file(weights, task_name, scale)
+    held = check_weights_file(weights, task_name, scale)
+    if held is not None:
+        refuse_weight_map_without_weights(shared, held, weights)
     return RunPlan(images, listing.skipped, weights, videos)
+
+
+def refuse_weight_map_without_weights(
+    shared: SharedOptions, config: AdaCodeConfig, weights: Path
+) -> None:
+    """A stage-1 VQGAN has one codebook and no weight predictor: `--save-weight-map` would
+    write nothing, so it is refused (from the header, or once loaded if that could not tell)."""
+    if shared.save_weight_map and config.stage == "vqgan":
+        raise AdaCodeError(f"{weights} holds a stage-1 VQGAN (one codebook, no weights to map): "
+                           "--save-weight-map would write nothing; leave it out")
 
 
 def split_videos(
@@ -233,8 +245,9 @@ def _weights_file(spec: str | None) -> Path | None:
 def load_restorer(
     weights: Path, task_name: str, scale: int | None, shared: SharedOptions
 ) -> Restorer:
-    """The engine around the `weights` model; a model for another task or scale is refused
-    (checked here again for the files whose header could not tell: `check_weights_file`)."""
+    """The engine around the `weights` model; a model for another task or scale, or without a
+    weight map to save, is refused (checked here again for the files whose header could not
+    tell: `check_weights_file`)."""
     from adacode_cli.engine.restorer import RestoreOptions, Restorer
     from adacode_cli.weights.api import refuse_unfit_model
 
@@ -249,4 +262,5 @@ def load_restorer(
     )
     restorer = Restorer.from_file(weights, options)
     refuse_unfit_model(weights, restorer.config.task, restorer.config.scale, task_name, scale)
+    refuse_weight_map_without_weights(shared, restorer.config, weights)
     return restorer

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adacode_cli.errors import WeightsError
+from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.weights.cache import (
     CachePaths,
     clean_leftovers,
@@ -178,12 +179,14 @@ def describe_model(task: str, scale: int | None, kind: str = "adacode") -> str:
     return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
 
 
-def check_weights_file(path: Path, task: str, scale: int | None) -> None:
+def check_weights_file(path: Path, task: str, scale: int | None) -> AdaCodeConfig | None:
     """Before torch loads: `path` must be a weights file whose network suits `task` at `scale`
-    (when its header cannot tell, `refuse_unfit_model` runs again once the model is loaded)."""
+    (when its header cannot tell, None, `refuse_unfit_model` runs once the model is loaded).
+    Returns the network's config."""
     held = held_config(path)
     if held is not None:
         refuse_unfit_model(path, held.task, held.scale, task, scale)
+    return held
 
 
 def refuse_unfit_model(
