@@ -170,6 +170,7 @@ def test_options_that_would_change_nothing_are_refused_without_torch(tmp_path, s
         ("--save-weight-map",): "clips/clip.mp4: a video gets no weight map",
         ("--ext", "png"): "--ext png applies to images, but every input is a video",
         ("--quality", "80"): "--quality sets the JPEG/WebP quality, but no result",
+        ("--ext", "mkv", "--video-codec", "ffv1", "--crf", "10"): "ffv1 is lossless",
     }
     cases = {("in/a.png", "o", *options): message for options, message in image_options.items()}
     cases |= {("clips", "o", *options): message for options, message in video_options.items()}

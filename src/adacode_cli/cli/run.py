@@ -197,6 +197,8 @@ def refuse_unused_options(
                  (f"--ext {ext}", video_ext)]
         unused += [f"{option} applies to videos, but no input is a video"
                    for option, set_ in given if set_]
+    elif shared.video_codec.value == "ffv1" and shared.crf != DEFAULT_CRF:
+        unused.append("--crf sets the quality of lossy codecs, but ffv1 is lossless")
     if not images and ext != "auto" and not video_ext:
         unused.append(f"--ext {ext} applies to images, but every input is a video")
     if shared.tile == 0:
