@@ -19,8 +19,6 @@ from typing import Any
 
 import typer
 
-from adacode_cli.engine.device_names import DEVICE_CHOICES, is_device_name
-
 #: Field name -> (annotation, typer.Option(...)): the parameters `shared_options` adds.
 Declarations = dict[str, tuple[Any, Any]]
 
@@ -116,6 +114,8 @@ def _option(default: Any, *names: str, panel: str, **settings: Any) -> Any:
 
 def _check_device(value: str) -> str:
     """The form of `--device`, checked before torch loads (whether it exists is checked then)."""
+    from adacode_cli.engine.device_names import DEVICE_CHOICES, is_device_name  # not for --help
+
     if not is_device_name(value):
         raise typer.BadParameter(f"choose {DEVICE_CHOICES}")
     return value
