@@ -77,7 +77,7 @@ def run_restoration(
         plan = prepare_run(task_name, input_spec, output, shared, side_inputs,
                            scale=scale if scale is not None or shared.weights else default_scale,
                            should_stop=early)
-        from adacode_cli.cli.scaleout_job import join_job, sigterm_as_interrupt
+        from adacode_cli.cli.scaleout_job import join_job
 
         job = join_job(shared.shard, shared.device)
         restorer = load_restorer(plan.weights, task_name, scale, shared)
@@ -100,7 +100,7 @@ def run_restoration(
     settings = WriteSettings(shared.quality, shared.overwrite, shared.save_weight_map)
     started = time.perf_counter()
     stop = StopRequest(notice=STOP_NOTICE, grace=STOP_GRACE_SECONDS)
-    with stop, sigterm_as_interrupt(), reporter, job.live_progress(reporter.show_finished):
+    with stop, reporter, job.live_progress(reporter.show_finished):
         outcomes = run_batch(images, skipped=skipped, task=task, restorer=restorer,
                              settings=settings, reporter=reporter, should_stop=stop)
         if videos and not stop():

@@ -301,7 +301,9 @@ class Trainer:
         loader = make_loader(self.recipe.data, sampler, config.data.workers,
                              pin_memory=self.device.type == "cuda")
         try:
-            with StopRequest(not context.distributed) as stop:
+            # Ctrl-C or SIGTERM (a time limit, torchrun passing a Ctrl-C on): every rank finishes
+            # the iteration, the run is saved, and it stops (exit 130, continue with --resume)
+            with StopRequest(terminate=True, escalate=not context.distributed) as stop:
                 self._iterate(start, iter(loader), stop)
             self.display.message(self._summary())
         finally:
@@ -326,7 +328,7 @@ class Trainer:
             if iteration % config.log.checkpoint_every == 0 or last:
                 self.save(iteration)
                 saved = iteration
-            if stop.requested:
+            if self.context.anyone(stop.requested):
                 if saved != iteration:
                     self.save(iteration)
                 self.display.message(
