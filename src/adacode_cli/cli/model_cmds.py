@@ -15,10 +15,12 @@ def convert(
     """Convert an official checkpoint to adacode's self-describing safetensors format."""
     from adacode_cli.errors import AdaCodeError
     from adacode_cli.images.outputs import check_output_file
+    from adacode_cli.weights.header import held_config
 
     if dst.suffix != ".safetensors":
         raise AdaCodeError(f"{dst}: the output must end in .safetensors")
     check_output_file(src, dst)  # before torch loads: a mistake is reported at once
+    held_config(src)
     from adacode_cli.model.checkpoint import convert_checkpoint
 
     config = convert_checkpoint(src, dst)
@@ -33,6 +35,9 @@ def info(
     """Show the detected network kind, task, scale, configuration and parameter count."""
     import json
 
+    from adacode_cli.weights.header import held_config
+
+    held_config(file)  # before torch loads: a file that is no AdaCode network is named at once
     from adacode_cli.model.checkpoint import check_layout, read_checkpoint
 
     config, state = read_checkpoint(file)

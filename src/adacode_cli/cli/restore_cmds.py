@@ -92,7 +92,7 @@ def inpaint(
 
     task = Inpainting(mask, dilate, paste_back, resize_mask)
     run_restoration("inpaint", input_spec, output, shared, make_task=lambda config: task,
-                    side_inputs=lambda inputs: masks_for(inputs, mask))
+                    side_inputs=lambda inputs: masks_for(inputs, mask, resize_mask))
 
 
 @with_shared_options

@@ -53,6 +53,9 @@ def list_inputs(spec: str, recursive: bool) -> InputListing:
     path = Path(spec)
     kind = _entry_kind(path)
     if kind == _FILE:
+        if recursive:
+            raise AdaCodeError(f"--recursive descends into folders, but {spec} is a file; "
+                               "leave it out")
         return InputListing([path])
     if kind == _FOLDER:
         listing = _folder_listing(path, recursive, is_media_path)
