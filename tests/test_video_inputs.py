@@ -155,3 +155,40 @@ def test_an_existing_video_result_is_skipped_unless_overwrite(tmp_path, capsys, 
                   "--overwrite")
     assert ran.code == 1 and "clip.mp4: not a readable video" in ran.stderr
     assert (tmp_path / "out" / "clip.mp4").read_bytes() == b"earlier result"
+
+
+def test_a_pipe_closed_under_the_encoder_thread_is_a_failure_not_a_thread_crash(
+    tmp_path, monkeypatch
+):
+    """An interrupted or failed run kills ffmpeg and closes its pipe while the encoding thread
+    may be writing: that write raises ValueError, which used to end the thread with an
+    unhandled exception (and could leave the writer waiting on a queue nobody drained)."""
+    pytest.importorskip("imageio_ffmpeg")
+    import threading
+
+    import numpy as np
+
+    from adacode_cli.video.ffmpeg import VideoError
+    from adacode_cli.video.streams import FrameWriter
+
+    crashes: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashes.append(args.exc_value))
+    target = tmp_path / "out.mkv"
+    frame = np.zeros((16, 16, 3), np.uint8)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with FrameWriter(target, (16, 16), "12", ["-c:v", "ffv1"]) as writer:
+                writer._process.process.stdin.close()  # as `kill` does, from another thread
+                for _ in range(20):
+                    writer.write(frame)
+        except VideoError as error:
+            raised.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the writer hung on a queue its dead thread left full"
+    assert len(raised) == 1 and "encoding failed" in str(raised[0])
+    assert crashes == [] and not target.exists()

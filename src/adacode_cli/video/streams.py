@@ -90,6 +90,8 @@ class FrameReader:
                     with contextlib.suppress(queue.Full):
                         self._frames.put(frame, timeout=0.1)
                         break
+        except (OSError, ValueError):  # `kill` closed the pipe under a read: the run is ending
+            pass
         finally:
             self._frames.put(_END)
 
@@ -148,8 +150,8 @@ class FrameWriter:
             if self._failure is None:
                 try:
                     pipe.write(item)  # type: ignore[arg-type]
-                except OSError as error:  # the encoder died: its stderr says why
-                    self._failure = error
+                except (OSError, ValueError) as error:  # the encoder died (its stderr says
+                    self._failure = error  # why), or `kill` closed the pipe under a write
         with contextlib.suppress(OSError):
             pipe.close()
 
