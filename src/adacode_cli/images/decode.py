@@ -18,7 +18,13 @@ from adacode_cli.errors import ImageError
 from adacode_cli.images.deep import is_wide, load_wide
 from adacode_cli.images.formats import PILLOW_READ_FORMATS
 from adacode_cli.images.orientation import make_upright, orientation_of, reset_orientation
-from adacode_cli.images.truncation import jpeg_shortfall, png_shortfall
+from adacode_cli.images.truncation import (
+    gif_shortfall,
+    jpeg_scan_cut,
+    jpeg_shortfall,
+    png_shortfall,
+    signature_format,
+)
 
 # Pillow modes -> the mode converted to before reading the pixels (8-bit unless noted).
 _CONVERT = {
@@ -42,7 +48,8 @@ _GREY_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
                   zlib.error)
 # Pixel data that ends cleanly but early, which Pillow fills in silently (see images.truncation).
-_SHORTFALL_CHECKS = {"PNG": png_shortfall, "JPEG": jpeg_shortfall, "MPO": jpeg_shortfall}
+_SHORTFALL_CHECKS = {"PNG": png_shortfall, "JPEG": jpeg_shortfall, "MPO": jpeg_shortfall,
+                     "GIF": gif_shortfall}
 # EXIF orientations that swap width and height (a quarter turn, with or without a flip).
 _TRANSPOSING = frozenset({5, 6, 7, 8})
 
@@ -139,8 +146,12 @@ def _opened(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
     except PermissionError as exc:
         raise ImageError(f"{path}: permission denied") from exc
     except UnidentifiedImageError as exc:
+        if (kind := signature_format(path)) is not None:
+            raise ImageError(f"{path}: truncated image, or a damaged {kind} header") from exc
         raise ImageError(f"{path}: not an image, or not PNG/JPEG/WebP/TIFF/BMP/GIF") from exc
     except _DECODE_ERRORS as exc:
+        if "truncated" in str(exc).lower():  # Pillow ran out of bytes
+            raise ImageError(f"{path}: truncated image ({_one_line(exc)})") from exc
         raise ImageError(f"{path}: cannot decode image ({_one_line(exc)})") from exc
 
 
@@ -183,6 +194,8 @@ def _load(image: Image.Image, path: Path) -> LoadedImage:
         pixels, bit_depth = load_wide(image), 16
     else:
         pixels, bit_depth = _pixels(image, path)
+    if image.format in ("JPEG", "MPO") and (cut := jpeg_scan_cut(path, image)) is not None:
+        raise ImageError(f"{path}: truncated image: {cut}")
     notes = []
     try:
         frames = getattr(image, "n_frames", 1)

@@ -9,23 +9,61 @@ data that ends cleanly but early:
   the image) against what the header's size, bit depth, colour type and interlacing require.
 - JPEG, by a bound: every 8x8 block of every scan line needs at least one bit of coded data
   (Huffman codes are at least one bit long), so a file smaller than one bit per MCU cannot hold
-  the size it declares. This catches a tiny file declaring a huge image, not every early end.
+  the size it declares. This catches a tiny file declaring a huge image before decoding.
+- JPEG, by its scans: every coefficient of every component must be sent to full precision, so a
+  progressive file cut between two scans is caught from its scan headers.
+- JPEG, by asking libjpeg: when the last scan's data ends (at an EOI marker) before its last
+  block, libjpeg only warns and decodes zeros, which Pillow returns as grey. Decoding the file
+  again with filler bytes between the scan data and the marker tells: a complete scan never
+  reads them (the same pixels come back), a cut one decodes them (other pixels come back).
+  A scan with restart intervals cut at an interval's end is caught by counting its markers.
+- GIF: the first frame's chain of data sub-blocks must end, with its terminator, in the file
+  (a cut one takes the bytes that follow, even a trailer, for pixel data).
+- A file Pillow cannot identify but which starts with an image signature was cut in its header.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
+from pathlib import Path
 from typing import BinaryIO
 
+from PIL import Image, ImageChops
+
+from adacode_cli.images.jpeg_layout import JpegLayout, read_jpeg_layout
+
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SIGNATURES = {
+    "PNG": lambda head: head.startswith(_SIGNATURE),
+    "JPEG": lambda head: head.startswith(b"\xff\xd8\xff"),
+    "GIF": lambda head: head[:6] in (b"GIF87a", b"GIF89a"),
+    "WebP": lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP",
+    "TIFF": lambda head: head[:4] in (b"II*\0", b"MM\0*"),
+    "BMP": lambda head: head[:2] == b"BM",
+}
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
 # Adam7 passes: (first row, first column, row step, column step).
 _ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2),
           (1, 0, 2, 1))
 _PIECE = 1 << 20  # inflate at most this many bytes at a time
-_JPEG_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE,
-                          0xCF})  # start-of-frame markers (not DHT 0xC4, JPG 0xC8, DAC 0xCC)
+# Filler put after the last scan's data: no 0xFF (no marker, no stuffing), no long runs of one
+# bit, so libjpeg decodes it as ordinary coefficients if it reads it; it starts with a 1 bit,
+# where libjpeg's own filling of missing data decodes zero bits.
+_FILLER = bytes((index * 151 + 201) % 255 for index in range(4096))
+
+
+def signature_format(path: Path) -> str | None:
+    """The format whose signature `path` starts with, for a file Pillow could not identify:
+    one that starts like an image but whose header cannot be read was cut short (a TIFF
+    written directory-last, a JPEG cut before its frame header) or damaged."""
+    with open(path, "rb") as stream:
+        head = stream.read(12)
+    for kind, matches in _SIGNATURES.items():
+        if matches(head):
+            return kind
+    return None
 
 
 def png_shortfall(stream: BinaryIO) -> str | None:
@@ -51,34 +89,111 @@ def png_shortfall(stream: BinaryIO) -> str | None:
 
 def jpeg_shortfall(stream: BinaryIO) -> str | None:
     """What is missing, in words, when the JPEG in `stream` is too small to hold the size its
-    frame header declares; None otherwise (or when it is not a JPEG this check understands)."""
-    if stream.read(2) != b"\xff\xd8":
+    frame header declares, or its scans do not send the whole image; None otherwise (or when
+    it is not a JPEG this check understands)."""
+    layout = read_jpeg_layout(stream.read())
+    if layout is None:
         return None
-    while (marker := _next_jpeg_segment(stream)) is not None:
-        kind, data = marker
-        if kind in _JPEG_FRAMES and len(data) >= 6:
-            height, width, count = struct.unpack(">HHB", data[1:6])
-            factors = [data[7 + 3 * k] for k in range(count) if len(data) >= 9 + 3 * k]
-            if not factors:
+    h_max = max(h for h, _ in layout.factors.values())
+    v_max = max(v for _, v in layout.factors.values())
+    if layout.size * 8 < (layout.width // (8 * h_max)) * (layout.height // (8 * v_max)):
+        return (f"{layout.size} bytes cannot hold the {layout.width}x{layout.height} pixels "
+                "the header declares")
+    if not layout.scans:
+        return "the file ends before its first scan of pixel data"
+    if layout.scan_end is None:
+        return None  # cut inside a scan: libjpeg asks for the missing bytes, Pillow refuses
+    return _missing_restarts(layout) or _unsent_coefficients(layout)
+
+
+def jpeg_scan_cut(path: Path, decoded: Image.Image) -> str | None:
+    """What is missing, in words, when the last scan of the JPEG at `path` ends before its last
+    block, so that libjpeg filled the rest of `decoded` (Pillow's image of it) with zeros."""
+    data = path.read_bytes()
+    layout = read_jpeg_layout(data)
+    if layout is None or layout.scan_end is None:
+        return None
+    end = layout.scan_end
+    cut = "the data of its last scan ends before the image's last block"
+    with Image.open(io.BytesIO(data[:end] + _FILLER + data[end:]), formats=["JPEG"]) as again:
+        try:
+            again.load()
+        except OSError:  # libjpeg read the filler, and found it does not fit
+            return cut
+        same_kind = again.mode == decoded.mode and again.size == decoded.size
+        if same_kind and ImageChops.difference(again, decoded).getbbox() is None:
+            return None
+    return cut
+
+
+def gif_shortfall(stream: BinaryIO) -> str | None:
+    """What is missing, in words, when the first frame's image data in the GIF in `stream`
+    runs past the end of the file (Pillow decodes whatever bytes are there, even a trailer it
+    took for pixel data); None when the frame is complete or this is not a GIF."""
+    header = stream.read(13)
+    if len(header) < 13 or header[:3] != b"GIF":
+        return None
+    _skip_colour_table(stream, header[10])
+    while (introducer := stream.read(1)) not in (b"", b";"):
+        if introducer == b"!":
+            stream.read(1)  # the extension's label
+            if not _skip_sub_blocks(stream):
+                return None  # an extension cut short before any frame: Pillow refuses
+        elif introducer == b",":
+            descriptor = stream.read(9)
+            _skip_colour_table(stream, descriptor[8] if len(descriptor) == 9 else 0)
+            stream.read(1)  # LZW minimum code size
+            if _skip_sub_blocks(stream):
                 return None
-            h_max = max(f >> 4 for f in factors) or 1
-            v_max = max(f & 15 for f in factors) or 1
-            units = (width // (8 * h_max)) * (height // (8 * v_max))
-            size = stream.seek(0, 2)
-            if size * 8 < units:
-                return (f"{size} bytes cannot hold the {width}x{height} pixels the header "
-                        "declares")
+            return "the first frame's image data runs past the end of the file"
+        else:
             return None
     return None
 
 
-def _next_jpeg_segment(stream: BinaryIO) -> tuple[int, bytes] | None:
-    """The next marker segment's (marker, data) before the first scan; None at a scan or EOF."""
-    head = stream.read(4)
-    if len(head) < 4 or head[0] != 0xFF or head[1] in (0xDA, 0xD9):
+def _skip_colour_table(stream: BinaryIO, flags: int) -> None:
+    if flags & 0x80:
+        stream.read(3 << ((flags & 7) + 1))
+
+
+def _skip_sub_blocks(stream: BinaryIO) -> bool:
+    """Skip a chain of GIF data sub-blocks; False when the file ends before its terminator."""
+    while size := stream.read(1):
+        if size == b"\0":
+            return True
+        if len(stream.read(size[0])) < size[0]:
+            return False
+    return False
+
+
+def _missing_restarts(layout: JpegLayout) -> str | None:
+    """A scan with restart intervals holds one RSTn marker between each two: fewer means its
+    data was cut at an interval's end, which decoding alone cannot tell."""
+    for number, scan in enumerate(layout.scans, start=1):
+        if scan.interval:
+            expected = -(-layout.mcus(scan) // scan.interval) - 1
+            if scan.restarts < expected:
+                return (f"scan {number} holds {scan.restarts + 1} of its {expected + 1} "
+                        "restart intervals")
+    return None
+
+
+def _unsent_coefficients(layout: JpegLayout) -> str | None:
+    """Which component's coefficients no scan sends to full precision (progressive scans
+    refine bit by bit); None when the scans cover the whole image."""
+    if layout.lossless or not layout.scans:
         return None
-    length = struct.unpack(">H", head[2:])[0]
-    return head[1], stream.read(max(0, length - 2))
+    lowest: dict[int, list[int | None]] = {c: [None] * 64 for c in layout.factors}
+    for scan in layout.scans:
+        for component in scan.components:
+            bits = lowest.get(component)
+            for k in range(scan.start, min(scan.stop, 63) + 1) if bits is not None else ():
+                bits[k] = scan.low_bit if bits[k] is None else min(bits[k], scan.low_bit)
+    for number, bits in enumerate(lowest.values(), start=1):
+        if any(bit is None or bit > 0 for bit in bits):
+            return (f"its scans stop before component {number} of {len(lowest)} is complete "
+                    "(a progressive JPEG cut between scans?)")
+    return None
 
 
 def _raw_size(width: int, height: int, bits: int, interlaced: bool) -> int:
