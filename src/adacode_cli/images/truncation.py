@@ -19,7 +19,8 @@ data that ends cleanly but early:
   A scan with restart intervals cut at an interval's end is caught by counting its markers.
 - GIF: the first frame's chain of data sub-blocks must end, with its terminator, in the file
   (a cut one takes the bytes that follow, even a trailer, for pixel data).
-- A file Pillow cannot identify but which starts with an image signature was cut in its header.
+- A file Pillow cannot identify, which starts with an image signature and ends before the size
+  or offset its header gives, was cut in its header.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,13 +37,17 @@ from PIL import Image, ImageChops
 from adacode_cli.images.jpeg_layout import JpegLayout, read_jpeg_layout
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_SIGNATURES = {
-    "PNG": lambda head: head.startswith(_SIGNATURE),
-    "JPEG": lambda head: head.startswith(b"\xff\xd8\xff"),
-    "GIF": lambda head: head[:6] in (b"GIF87a", b"GIF89a"),
-    "WebP": lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP",
-    "TIFF": lambda head: head[:4] in (b"II*\0", b"MM\0*"),
-    "BMP": lambda head: head[:2] == b"BM",
+# Format -> (does the file start like one?, does it end before its header says it should?)
+_SIGNATURES: dict[str, tuple[Callable[[bytes], bool], Callable[[bytes], bool]]] = {
+    "PNG": (lambda data: data.startswith(_SIGNATURE), lambda data: len(data) < 33),
+    "JPEG": (lambda data: data.startswith(b"\xff\xd8\xff"),
+             lambda data: read_jpeg_layout(data) is None),
+    "GIF": (lambda data: data[:6] in (b"GIF87a", b"GIF89a"),
+            lambda data: _gif_first_frame(io.BytesIO(data)) is False),
+    "WebP": (lambda data: data[:4] == b"RIFF" and data[8:12] == b"WEBP",
+             lambda data: _little(data, 4, 4) + 8 > len(data)),
+    "TIFF": (lambda data: data[:4] in (b"II*\0", b"MM\0*"), lambda data: _tiff_cut(data)),
+    "BMP": (lambda data: data[:2] == b"BM", lambda data: _little(data, 2, 4) > len(data)),
 }
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
 # Adam7 passes: (first row, first column, row step, column step).
@@ -54,16 +60,17 @@ _PIECE = 1 << 20  # inflate at most this many bytes at a time
 _FILLER = bytes((index * 151 + 201) % 255 for index in range(4096))
 
 
-def signature_format(path: Path) -> str | None:
-    """The format whose signature `path` starts with, for a file Pillow could not identify:
-    one that starts like an image but whose header cannot be read was cut short (a TIFF
-    written directory-last, a JPEG cut before its frame header) or damaged."""
-    with open(path, "rb") as stream:
-        head = stream.read(12)
-    for kind, matches in _SIGNATURES.items():
-        if matches(head):
-            return kind
-    return None
+def unidentified(path: Path) -> str:
+    """Why Pillow could not identify `path`, in words: not an image of ours; an image cut inside
+    its header (a TIFF written directory-last, a JPEG cut before its frame header); or one of
+    our formats in a variant Pillow does not read (float RGB TIFF, a rare BMP compression)."""
+    data = path.read_bytes()
+    for kind, (matches, cut) in _SIGNATURES.items():
+        if matches(data):
+            if cut(data):
+                return f"truncated image: the file ends inside its {kind} header"
+            return f"a {kind} file of a variant that cannot be read (sample type or compression)"
+    return "not an image, or not PNG/JPEG/WebP/TIFF/BMP/GIF"
 
 
 def png_shortfall(stream: BinaryIO) -> str | None:
@@ -130,25 +137,66 @@ def gif_shortfall(stream: BinaryIO) -> str | None:
     """What is missing, in words, when the first frame's image data in the GIF in `stream`
     runs past the end of the file (Pillow decodes whatever bytes are there, even a trailer it
     took for pixel data); None when the frame is complete or this is not a GIF."""
+    if _gif_first_frame(stream) is False:
+        return "the first frame's image data runs past the end of the file"
+    return None
+
+
+def _gif_first_frame(stream: BinaryIO) -> bool | None:
+    """Whether the GIF in `stream` holds its first frame whole (False: the file ends first);
+    None when it is not a GIF, or has no frame before its trailer or an unknown block."""
     header = stream.read(13)
     if len(header) < 13 or header[:3] != b"GIF":
-        return None
+        return False if header.startswith(b"GIF") else None
     _skip_colour_table(stream, header[10])
     while (introducer := stream.read(1)) not in (b"", b";"):
         if introducer == b"!":
             stream.read(1)  # the extension's label
             if not _skip_sub_blocks(stream):
-                return None  # an extension cut short before any frame: Pillow refuses
+                return False
         elif introducer == b",":
             descriptor = stream.read(9)
             _skip_colour_table(stream, descriptor[8] if len(descriptor) == 9 else 0)
             stream.read(1)  # LZW minimum code size
-            if _skip_sub_blocks(stream):
-                return None
-            return "the first frame's image data runs past the end of the file"
+            return _skip_sub_blocks(stream)
         else:
             return None
-    return None
+    return False if introducer == b"" else None
+
+
+_TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8}
+_TIFF_DATA = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), (TileOffsets, ...)
+
+
+def _tiff_cut(data: bytes) -> bool:
+    """Whether the first directory of a TIFF, a value it points to, or its pixel data lies
+    (partly) past the end of `data`."""
+    order = "<" if data[:2] == b"II" else ">"
+    offset = struct.unpack(order + "I", data[4:8])[0]
+    if offset + 2 > len(data):
+        return True
+    count = struct.unpack(order + "H", data[offset : offset + 2])[0]
+    if offset + 2 + 12 * count > len(data):
+        return True
+    values: dict[int, tuple[int, ...]] = {}
+    for index in range(count):
+        entry = data[offset + 2 + 12 * index : offset + 14 + 12 * index]
+        tag, kind, number = struct.unpack(order + "HHI", entry[:8])
+        size = _TIFF_SIZES.get(kind, 1) * number
+        start = struct.unpack(order + "I", entry[8:])[0] if size > 4 else offset + 10 + 12 * index
+        if start + size > len(data):
+            return True
+        if kind in (3, 4) and any(tag in pair for pair in _TIFF_DATA):
+            code = order + str(number) + ("H" if kind == 3 else "I")
+            values[tag] = struct.unpack(code, data[start : start + size])
+    return any(start + length > len(data)
+               for offsets, lengths in _TIFF_DATA
+               for start, length in zip(values.get(offsets, ()), values.get(lengths, ()),
+                                        strict=False))
+
+
+def _little(data: bytes, start: int, size: int) -> int:
+    return int.from_bytes(data[start : start + size], "little")
 
 
 def _skip_colour_table(stream: BinaryIO, flags: int) -> None:
