@@ -180,3 +180,27 @@ def test_eight_bit_modes_read_as_pillow_converts_them(tmp_path: Path, mode: str,
     assert np.array_equal(image.rgb, expected[..., :3])
     if alpha:
         assert image.alpha is not None and np.array_equal(image.alpha, expected[..., 3])
+
+
+def test_sixteen_bit_premultiplied_tiff_is_read_as_eight_bits_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """Pillow decodes 16-bit associated-alpha (and CMYK) TIFFs to 8 bits: the values are right
+    but rounded, and the user is told."""
+    from adacode_cli.images.tiff16 import NO_COMPRESSION, encode_tiff
+
+    pixels = RNG.integers(0, 65536, (HEIGHT, WIDTH, 4), dtype=np.uint16)
+    pixels[..., 3] = 65535  # opaque: premultiplied and straight colours agree
+    data = bytearray(encode_tiff(pixels, compression=NO_COMPRESSION))
+    offset = struct.unpack("<I", data[4:8])[0]
+    for index in range(struct.unpack("<H", data[offset : offset + 2])[0]):
+        entry = offset + 2 + 12 * index
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 338:  # ExtraSamples
+            data[entry + 8 : entry + 10] = struct.pack("<H", 1)  # associated alpha
+    (tmp_path / "a.tif").write_bytes(bytes(data))
+
+    image = read_image(tmp_path / "a.tif")
+
+    assert image.bit_depth == 8
+    assert np.abs(image.rgb.astype(int) - (pixels[..., :3].astype(int) + 128) // 257).max() <= 1
+    assert image.warnings == [f"{tmp_path / 'a.tif'}: 16-bit RGBa samples read as 8-bit ones"]

@@ -18,7 +18,7 @@ from adacode_cli.errors import ImageError
 from adacode_cli.images.deep import is_wide, load_wide
 from adacode_cli.images.formats import PILLOW_READ_FORMATS
 from adacode_cli.images.orientation import make_upright, orientation_of, reset_orientation
-from adacode_cli.images.samples import is_single_channel_wide, refusal, wide_grey
+from adacode_cli.images.samples import is_single_channel_wide, narrowing, refusal, wide_grey
 from adacode_cli.images.truncation import (
     gif_shortfall,
     jpeg_scan_cut,
@@ -190,13 +190,14 @@ def _check_memory(image: Image.Image, path: Path, budget: MemoryBudget) -> None:
 def _load(image: Image.Image, path: Path) -> LoadedImage:
     # Pixels first: reading metadata (getexif) may load the image and drop the tiles that
     # the 16-bit decoder needs.
+    narrowed = narrowing(image)
     if is_wide(image):
         pixels, bit_depth = load_wide(image), 16
     else:
         pixels, bit_depth = _pixels(image, path)
     if image.format in ("JPEG", "MPO") and (cut := jpeg_scan_cut(path, image)) is not None:
         raise ImageError(f"{path}: truncated image: {cut}")
-    notes = []
+    notes = [] if narrowed is None else [f"{path}: {narrowed}"]
     try:
         frames = getattr(image, "n_frames", 1)
     except _DECODE_ERRORS:  # counting reads every frame: a file cut after the first one

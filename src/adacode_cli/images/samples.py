@@ -29,6 +29,16 @@ def refusal(image: Image.Image) -> str | None:
     return None
 
 
+def narrowing(image: Image.Image) -> str | None:
+    """A warning when Pillow decodes `image` (opened, not loaded) to fewer bits than it holds:
+    16-bit CMYK and premultiplied-alpha TIFFs come out as 8-bit samples (the right values,
+    rounded), which the wide readers in `images.deep` cannot split exactly."""
+    rawmode = _rawmodes(image)
+    if ";16" in rawmode and image.mode in ("CMYK", "RGBA"):
+        return f"16-bit {rawmode.split(';')[0]} samples read as 8-bit ones"
+    return None
+
+
 def is_single_channel_wide(image: Image.Image) -> bool:
     """True for the grey modes `wide_grey` reads: 12/16-bit integer and 32-bit float."""
     return image.mode in _GREY_16 or image.mode == "F"
