@@ -9,13 +9,14 @@ import typer
 
 def convert(
     src: Path = typer.Argument(..., help="Official AdaCode .pth (or one of our .safetensors)."),
-    dst: Path = typer.Argument(..., help="Output .safetensors file."),
+    dst_spelling: str = typer.Argument(..., metavar="DST", help="Output .safetensors file."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing on success."),
 ) -> None:
     """Convert an official checkpoint to adacode's self-describing safetensors format."""
     from adacode_cli.errors import AdaCodeError
-    from adacode_cli.images.outputs import check_output_file
+    from adacode_cli.images.outputs import check_output_file, file_output
 
+    dst = file_output(dst_spelling)
     if dst.suffix != ".safetensors":
         raise AdaCodeError(f"{dst}: the output must end in .safetensors")
     check_output_file(src, dst)  # before torch loads: a mistake is reported at once

@@ -30,7 +30,6 @@ from adacode_cli.images.outputs import (
     OutputRequest,
     PlannedImage,
     earlier_results,
-    is_file_output,
     plan_run,
 )
 from adacode_cli.interrupt import StopRequest
@@ -58,7 +57,7 @@ class RunPlan:
 def run_restoration(
     task_name: str,
     input_spec: str,
-    output: Path | None,
+    output: str | None,
     shared: SharedOptions,
     *,
     make_task: Callable[[AdaCodeConfig], Task],
@@ -120,7 +119,7 @@ def run_restoration(
 def prepare_run(
     task_name: str,
     input_spec: str,
-    output: Path | None,
+    output: str | None,
     shared: SharedOptions,
     side_inputs: Callable[[list[Path]], list[Path]] | None = None,
     *,
@@ -130,8 +129,8 @@ def prepare_run(
     """Inputs, the output plan and the weights file, all checked (torch is not imported)."""
     parse_shard(shared.shard)  # a mistake in it is reported before any download
     listing = list_inputs(input_spec, shared.recursive)
-    request = OutputRequest(
-        output, task_name, shared.ext.value, shared.suffix,
+    request = OutputRequest.spelled(
+        output, task_name, ext=shared.ext.value, suffix=shared.suffix,
         side_files=(WEIGHT_MAP,) if shared.save_weight_map else (), animated=shared.animated,
     )
     inputs = _new_inputs(listing.files, input_spec, request)
@@ -170,7 +169,7 @@ def split_videos(
 def _new_inputs(inputs: list[Path], input_spec: str, request: OutputRequest) -> list[Path]:
     """The inputs less this run's own earlier results: those in an output folder inside the
     input folder, and those named as this run would name a result (same-folder runs)."""
-    if request.output is not None and is_file_output(request.output):
+    if request.names_one_file:
         return inputs
     root = resolved(input_root(input_spec))
     below = resolved(request.folder)
