@@ -59,6 +59,9 @@ def test_a_trailing_slash_on_a_file_is_a_usage_error(tmp_path: Path, models) -> 
         ("train", "export", "run", "model.safetensors/"):
             "model.safetensors/: the output is one file",
         ("eval", "a.png/", "a.png"): "a.png/: is a file, but the trailing",
+        ("info", f"{models['sr']}/"): "sr2.safetensors/: is a file, but the trailing",
+        ("convert", f"{models['sr']}/", "copy.safetensors"): "sr2.safetensors/: is a file",
+        ("sr", "a.png", "out/", "-w", f"{models['sr']}/"): "sr2.safetensors/: is a file",
     }
     for command, message in cases.items():
         ran = run_adacode(*command, cwd=tmp_path, timeout=120)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 
 def convert(
-    src: Path = typer.Argument(..., help="Official AdaCode .pth (or one of our .safetensors)."),
+    src_spelling: str = typer.Argument(..., metavar="SRC",
+                                       help="Official AdaCode .pth (or one of our .safetensors)."),
     dst_spelling: str = typer.Argument(..., metavar="DST", help="Output .safetensors file."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing on success."),
 ) -> None:
     """Convert an official checkpoint to adacode's self-describing safetensors format."""
     from adacode_cli.errors import AdaCodeError
+    from adacode_cli.images.inputs import spelled_path
     from adacode_cli.images.outputs import check_output_file, file_output
 
-    dst = file_output(dst_spelling)
+    src, dst = spelled_path(src_spelling), file_output(dst_spelling)
     if dst.suffix != ".safetensors":
         raise AdaCodeError(f"{dst}: the output must end in .safetensors")
     check_output_file(src, dst)  # before torch loads: a mistake is reported at once
@@ -28,14 +28,17 @@ def convert(
 
 
 def info(
-    file: Path = typer.Argument(..., help="A .safetensors or official .pth weights file."),
+    spelling: str = typer.Argument(..., metavar="FILE",
+                                   help="A .safetensors or official .pth weights file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show the detected network kind, task, scale, configuration and parameter count."""
     import json
 
+    from adacode_cli.images.inputs import spelled_path
     from adacode_cli.model.checkpoint import check_layout, read_checkpoint
 
+    file = spelled_path(spelling)
     config, state = read_checkpoint(file)
     check_layout(config, state, source=file)  # a file that would not load is not described
     parameters = sum(t.numel() for t in state.values())

@@ -12,6 +12,7 @@ summary is printed, nothing partial is left, and the exit code is 130.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from adacode_cli.atomic import remove_stale_temporaries
 from adacode_cli.cli.options import SharedOptions
 from adacode_cli.cli.scaleout import parse_shard
 from adacode_cli.errors import AdaCodeError, ExitCode
-from adacode_cli.images.inputs import Skipped, input_root, list_inputs, resolved
+from adacode_cli.images.inputs import Skipped, input_root, list_inputs, resolved, spelled_path
 from adacode_cli.images.outputs import (
     WEIGHT_MAP,
     OutputRequest,
@@ -184,9 +185,11 @@ def _new_inputs(inputs: list[Path], input_spec: str, request: OutputRequest) -> 
 
 def _weights_file(spec: str | None) -> Path | None:
     """The `--weights` file, if it names one; a file we cannot read is a usage error now."""
-    if not spec or not Path(spec).expanduser().is_file():
+    if not spec:
         return None
-    path = Path(spec).expanduser()
+    path = spelled_path(os.path.expanduser(spec))  # `model.safetensors/` is no file
+    if not path.is_file():
+        return None
     try:
         with open(path, "rb") as weights:
             weights.read(1)
