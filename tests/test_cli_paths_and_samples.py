@@ -107,3 +107,19 @@ def test_a_jpeg_cut_short_and_closed_fails_and_the_batch_goes_on(tmp_path: Path,
     assert ran.returncode == SOME_FAILED, ran.stderr
     assert "cut.jpg: truncated image: the data of its last scan ends" in ran.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["whole.png"]
+
+
+def test_a_cut_animation_with_animated_is_its_first_frame_with_a_warning(tmp_path: Path,
+                                                                        models) -> None:
+    """Counting the frames of a cut GIF raised IndexError in the video check: a traceback.
+    Now it is restored as an image, as without --animated, and says why."""
+    frames = [Image.fromarray(noise((12, 12, 3), seed=seed)) for seed in range(5)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    data = buffer.getvalue()
+    (tmp_path / "cut.gif").write_bytes(data[: len(data) * 7 // 10])
+    ran = run_adacode("sr", "cut.gif", "out/", "--animated", "-w", str(models["sr"]),
+                      cwd=tmp_path, timeout=120)
+    assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
+    assert "cut.gif: the frames after the first are damaged" in ran.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["cut.png"]

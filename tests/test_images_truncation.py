@@ -166,3 +166,17 @@ def test_every_format_cut_anywhere_loads_whole_or_fails(
                                               f"{path}: cannot decode image")), str(error)
                 continue
             assert np.array_equal(loaded.rgb, expected), (end, tail)
+
+
+@pytest.mark.parametrize(("fmt", "options"), [("WEBP", {"lossless": True}), ("WEBP", {}),
+                                              ("TIFF", {"compression": "tiff_lzw"})])
+def test_a_file_shorter_than_its_header_says_is_called_truncated(
+    tmp_path: Path, fmt: str, options: dict[str, object]
+) -> None:
+    """Pillow says "could not create decoder object" for a cut WebP and "cannot identify" for a
+    TIFF whose directory was cut off: the header's own size or offset tells the user why."""
+    data = encoded(fmt, **options)
+    path = tmp_path / f"cut.{fmt.lower()}"
+    path.write_bytes(data[: len(data) * 7 // 10])
+    with pytest.raises(ImageError, match=rf"cut\.{fmt.lower()}: truncated image"):
+        read_image(path)

@@ -21,6 +21,7 @@ from adacode_cli.images.orientation import make_upright, orientation_of, reset_o
 from adacode_cli.images.samples import is_single_channel_wide, narrowing, refusal, wide_grey
 from adacode_cli.images.truncation import (
     gif_shortfall,
+    is_cut,
     jpeg_scan_cut,
     jpeg_shortfall,
     png_shortfall,
@@ -44,7 +45,7 @@ _CONVERT = {
     "RGBa": "RGBA",
 }
 # Failures a damaged or hostile file can make Pillow raise while identifying or decoding it.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
                   zlib.error)
 # Pixel data that ends cleanly but early, which Pillow fills in silently (see images.truncation).
 _SHORTFALL_CHECKS = {"PNG": png_shortfall, "JPEG": jpeg_shortfall, "MPO": jpeg_shortfall,
@@ -149,8 +150,8 @@ def _opened(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
         raise ImageError(f"{path}: permission denied") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{path}: {unidentified(path)}") from exc
-    except _DECODE_ERRORS as exc:
-        if "truncated" in str(exc).lower():  # Pillow ran out of bytes
+    except DECODE_ERRORS as exc:
+        if "truncated" in str(exc).lower() or is_cut(path):  # Pillow ran out of bytes
             raise ImageError(f"{path}: truncated image ({_one_line(exc)})") from exc
         raise ImageError(f"{path}: cannot decode image ({_one_line(exc)})") from exc
 
@@ -200,7 +201,7 @@ def _load(image: Image.Image, path: Path) -> LoadedImage:
     notes = [] if narrowed is None else [f"{path}: {narrowed}"]
     try:
         frames = getattr(image, "n_frames", 1)
-    except _DECODE_ERRORS:  # counting reads every frame: a file cut after the first one
+    except DECODE_ERRORS:  # counting reads every frame: a file cut after the first one
         notes.append(f"{path}: the frames after the first are damaged (a truncated file?); "
                      "only the first is used")
         frames = 1

@@ -61,16 +61,36 @@ _FILLER = bytes((index * 151 + 201) % 255 for index in range(4096))
 
 
 def unidentified(path: Path) -> str:
-    """Why Pillow could not identify `path`, in words: not an image of ours; an image cut inside
-    its header (a TIFF written directory-last, a JPEG cut before its frame header); or one of
-    our formats in a variant Pillow does not read (float RGB TIFF, a rare BMP compression)."""
-    data = path.read_bytes()
-    for kind, (matches, cut) in _SIGNATURES.items():
-        if matches(data):
-            if cut(data):
-                return f"truncated image: the file ends inside its {kind} header"
-            return f"a {kind} file of a variant that cannot be read (sample type or compression)"
-    return "not an image, or not PNG/JPEG/WebP/TIFF/BMP/GIF"
+    """Why Pillow could not identify `path`, in words: not an image of ours; an image cut short
+    (a TIFF written directory-last, a JPEG cut before its frame header); or one of our formats
+    in a variant Pillow does not read (float RGB TIFF, a rare BMP compression)."""
+    data = _contents(path)
+    kind = _signature(data)
+    if kind is None:
+        return "not an image, or not PNG/JPEG/WebP/TIFF/BMP/GIF"
+    if _SIGNATURES[kind][1](data):
+        return f"truncated image: the file ends before what its {kind} header describes"
+    return f"a {kind} file of a variant that cannot be read (sample type or compression)"
+
+
+def is_cut(path: Path) -> bool:
+    """Whether `path` starts like one of our formats and ends before what its header describes
+    (a size, an offset): a decoding failure of such a file is a truncated image."""
+    data = _contents(path)
+    kind = _signature(data)
+    return kind is not None and _SIGNATURES[kind][1](data)
+
+
+def _contents(path: Path) -> bytes:
+    """The file's bytes, or none when it cannot be read (the caller is explaining an error)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _signature(data: bytes) -> str | None:
+    return next((kind for kind, (matches, _) in _SIGNATURES.items() if matches(data)), None)
 
 
 def png_shortfall(stream: BinaryIO) -> str | None:
