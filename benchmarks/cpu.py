@@ -23,7 +23,8 @@ the PSNR of the second against the first shows the spilled output is the in-memo
 (benchmarks/seams.py), `--compile` compiled against eager on the whole image, with compile
 time on first and cached runs (benchmarks/compiled.py).
 `--memory-probe` adds a 2000 x 2000 input at x4 under a 3 GB memory limit with automatic
-tiling, stopped after two tile batches (its peak is reached by then).
+tiling, stopped after two tile batches (its peak is reached by then); `--probe-batches 0` runs
+it to the end (about 60 GB of spill files in TMPDIR, an hour or more on 2 cores).
 Weights are random (seed 0) on the full-size official architecture.
 """
 
@@ -101,10 +102,11 @@ def spill_variants(task: str, size: int, threads: int, limit_gb: float) -> list[
     ]
 
 
-def memory_probe(threads: int, batches: int = 2) -> Variant:
+def memory_probe(threads: int, batches: int | None = 2) -> Variant:
     """2000 x 2000 at x4 under 3 GB, stopped after `batches` tile batches (with exact
-    statistics spilled to disk, 100 tiles per layered segment)."""
-    return Variant("sr-x4", f"engine auto fp32, 2000 px, 3 GB limit, {batches} batches", 2000,
+    statistics spilled to disk, 100 tiles per layered segment), or run to the end (None)."""
+    extent = "whole image" if batches is None else f"{batches} batches"
+    return Variant("sr-x4", f"engine auto fp32, 2000 px, 3 GB limit, {extent}", 2000,
                    "engine", "auto", memory_limit=3 * 2**30, stop_after_batches=batches,
                    threads=threads)
 
@@ -171,6 +173,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--quick", action="store_true", help="skip the channels-last variants")
     parser.add_argument("--memory-probe", action="store_true")
+    parser.add_argument("--probe-batches", type=int, default=2,
+                        help="tile batches the memory probe runs (0: the whole image)")
     parser.add_argument("--only", default=None,
                         help="run only the variants whose names contain one of these "
                              "comma-separated words")
@@ -214,7 +218,8 @@ def main() -> None:
                 chosen = [v for v in chosen if any(word in v.name for word in words)]
             measurements += measure_variants(chosen, Path(workdir), args.image)
         if args.memory_probe:
-            probe, _ = measure_in_subprocess(__file__, memory_probe(args.threads), Path(workdir),
+            probe, _ = measure_in_subprocess(__file__, memory_probe(
+                args.threads, args.probe_batches or None), Path(workdir),
                                              None)
             measurements.append(probe)
     print()

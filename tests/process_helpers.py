@@ -18,3 +18,12 @@ def run_adacode(*args: str, env: dict[str, str] | None = None, cwd: Path | None 
         [sys.executable, "-m", "adacode_cli", *args],
         capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout, check=False,
     )
+
+
+def torch_blocked(folder: Path) -> dict[str, str]:
+    """An environment in which `import torch` fails (a fake package first on PYTHONPATH): what
+    a command does before it imports torch runs, anything after it fails loudly."""
+    blocker = folder / "torch"
+    blocker.mkdir(parents=True, exist_ok=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch must not be imported')\n")
+    return {"PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}

@@ -243,12 +243,18 @@ def test_mask_of_another_size_fails_unless_resized(tmp_path, capsys, models):
     args = ["inpaint", str(tmp_path / "photo.png"), str(tmp_path / "out"),
             "--mask", str(tmp_path / "mask.png"), "-w", str(models["inpaint"])]
 
-    refused = run_cli(capsys, *args)
+    refused = run_cli(capsys, *args)  # it fits no input: refused before the model loads
     resized = run_cli(capsys, *args, "--resize-mask")
+    save_png(tmp_path / "both" / "photo.png", noise((16, 16, 3)))
+    save_png(tmp_path / "both" / "thumb.png", noise((8, 8, 3)))
+    mixed = run_cli(capsys, "inpaint", str(tmp_path / "both"), str(tmp_path / "mixed"),
+                    *args[3:])  # it fits one input: the other fails on its own
 
-    assert refused.code == 1 and "--resize-mask" in refused.stderr
+    assert refused.code == 2 and "--resize-mask" in refused.stderr
     assert resized.code == 0, resized.stderr
     assert png_header(tmp_path / "out" / "photo.png")[:2] == (16, 16)
+    assert mixed.code == 1 and "--resize-mask" in mixed.stderr
+    assert sorted(p.name for p in (tmp_path / "mixed").iterdir()) == ["thumb.png"]
 
 
 def test_recon_prints_the_psnr_of_each_reconstruction(tmp_path, capsys, models):

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from adacode_cli.atomic import TEMP_PREFIX, remove_stale_temporaries
 from cli_restore_helpers import leftovers, noise, save_png, save_tiny_model
-from process_helpers import run_adacode
+from process_helpers import run_adacode, torch_blocked
 
 PHASE_MARKERS = '''
 import os, sys
@@ -116,14 +118,12 @@ def test_ctrl_c_stops_every_phase_within_seconds(tmp_path, sr_model, phase, mark
 
 
 def test_usage_errors_are_reported_without_importing_torch(tmp_path, sr_model):
-    blocker = tmp_path / "blocker" / "torch"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('torch must not be imported')\n")
-    env = {"PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
+    env = torch_blocked(tmp_path / "blocker")
     image = save_png(tmp_path / "in" / "a.png", noise((8, 8, 3)))
     save_png(tmp_path / "in" / "a-weights.png", noise((8, 8, 3)))
     (tmp_path / "notes.txt").write_text("a file")
     (tmp_path / "masks").mkdir()
+    save_png(tmp_path / "small.png", np.full((4, 4, 3), 255, np.uint8))
     weights = ["-w", str(sr_model)]
     cases = {
         ("sr", "nosuch.png"): "nosuch.png: no such file or folder",
@@ -135,6 +135,8 @@ def test_usage_errors_are_reported_without_importing_torch(tmp_path, sr_model):
         ("sr", "in", "o", "--save-weight-map", *weights): "leave out --save-weight-map",
         ("inpaint", "in", "--mask", "masks", *weights): "no mask named after any input",
         ("inpaint", "in", "--mask", "notes.txt", *weights): "--mask notes.txt: not an image",
+        ("inpaint", "in", "--mask", "small.png", *weights):
+            "--mask small.png: the mask is 4x4 but no input is",
         ("sr", str(image), "--device", "gpu"): "Invalid value for '--device'",
     }
     for args, message in cases.items():
@@ -145,7 +147,99 @@ def test_usage_errors_are_reported_without_importing_torch(tmp_path, sr_model):
         assert "Traceback" not in ran.stderr
         assert time.perf_counter() - started < 30  # no torch: about 0.3 s on an idle machine
     created = sorted(path.name for path in tmp_path.iterdir())
-    assert created == ["blocker", "in", "masks", "notes.txt"]
+    assert created == ["blocker", "in", "masks", "notes.txt", "small.png"]
+
+
+def test_options_that_would_change_nothing_are_refused_without_torch(tmp_path, sr_model):
+    env = torch_blocked(tmp_path / "blocker")
+    save_png(tmp_path / "in" / "a.png", noise((8, 8, 3)))
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "clip.mp4").write_bytes(b"planned by its name, never read")
+    image_options = {
+        ("--save-weight-map",): None,
+        ("--crf", "20"): "--crf applies to videos, but no input is a video",
+        ("--video-codec", "ffv1"): "--video-codec applies to videos, but no input is a video",
+        ("--no-resume",): "--no-resume applies to videos, but no input is a video",
+        ("--ext", "mkv"): "--ext mkv applies to videos, but no input is a video",
+        ("--quality", "80"): "--quality sets the JPEG/WebP quality, but no result",
+        ("--recursive",): "--recursive descends into folders, but in/a.png is a file",
+        ("--tile", "0", "--tile-overlap", "8"): "--tile-overlap applies to tiles, but --tile 0",
+        ("--tile", "0", "--statistics", "tile"): "--statistics tile applies to tiles, but",
+    }
+    video_options = {
+        ("--save-weight-map",): "clips/clip.mp4: a video gets no weight map",
+        ("--ext", "png"): "--ext png applies to images, but every input is a video",
+        ("--quality", "80"): "--quality sets the JPEG/WebP quality, but no result",
+        ("--ext", "mkv", "--video-codec", "ffv1", "--crf", "10"): "ffv1 is lossless",
+    }
+    cases = {("in/a.png", "o", *options): message for options, message in image_options.items()}
+    cases |= {("clips", "o", *options): message for options, message in video_options.items()}
+    cases[("in/a.png", "o.png", "--suffix", "_x")] = "--suffix '_x' is added to names made in"
+    for args, message in cases.items():
+        ran = run_adacode("sr", *args, "-w", str(sr_model), env=env, cwd=tmp_path, timeout=60)
+        if message is None:  # applies: the run goes on to load the model (torch: refused)
+            assert ran.returncode == 1 and "torch must not be imported" in ran.stderr
+            continue
+        assert ran.returncode == 2, (args, ran.stderr)
+        assert ran.stderr.count("\n") == 1 and message in ran.stderr, (args, ran.stderr)
+        assert ran.stderr.rstrip().endswith("leave it out") or "weight map" in message
+    vqgan = save_tiny_model(tmp_path / "vqgan.safetensors", "vqgan", 1)  # one codebook
+    ran = run_adacode("recon", "in/a.png", "o", "--save-weight-map", "-w", str(vqgan), env=env,
+                      cwd=tmp_path, timeout=60)
+    assert ran.returncode == 2 and "--save-weight-map would write nothing" in ran.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["blocker", "clips", "in",
+                                                                "vqgan.safetensors"]
+
+
+def broken_weights(folder: Path, sound: Path) -> dict[str, str]:
+    """Files that are no weights files, named .safetensors: name -> the start of the verdict."""
+    length = struct.Struct("<Q")
+    data = sound.read_bytes()
+    files = {
+        "empty": (b"", "empty file, not a weights file"),
+        "text": (b"not weights\n", "truncated or not a weights file"),
+        "short": (data[:5], "truncated or not a weights file"),
+        "bad-json": (length.pack(10) + b"{not json}", "truncated or not a safetensors file"),
+        "long-header": (length.pack(10**9) + b'{"a": 1}', "truncated or not a safetensors file"),
+        "cut-data": (data[:-100], "truncated or not a safetensors file"),
+        "no-network": (length.pack(2) + b"{}", "not an AdaCode network"),
+    }
+    for name, (content, _) in files.items():
+        (folder / f"{name}.safetensors").write_bytes(content)
+    (folder / "folder.safetensors").mkdir()
+    return {"folder": "is a folder, not a weights file",
+            **{name: verdict for name, (_, verdict) in files.items()}}
+
+
+def test_weights_errors_are_reported_without_importing_torch(tmp_path, sr_model,
+                                                             make_official_pth):
+    import torch
+    from safetensors.torch import save_file
+
+    env = torch_blocked(tmp_path / "blocker")
+    image = save_png(tmp_path / "a.png", noise((8, 8, 3)))
+    official = make_official_pth("sr", 4)  # zip format, as torch.save writes today
+    legacy = tmp_path / "legacy-inpaint.pth"
+    torch.save(torch.load(make_official_pth("inpaint", 1), weights_only=True), legacy,
+               _use_new_zipfile_serialization=False)
+    foreign = tmp_path / "foreign.safetensors"  # another tool's file: no config in its metadata
+    save_file(torch.load(official, weights_only=True)["params"], foreign)
+    unfit = {
+        ("sr", "--scale", "2", "-w", str(official)):
+            "holds a super-resolution x4 model, but `adacode sr` needs a super-resolution x2",
+        ("sr", "--scale", "2", "-w", str(foreign)): "holds a super-resolution x4 model",
+        ("sr", "-w", str(legacy)): "holds an inpainting model, but `adacode sr` needs a super",
+        ("inpaint", "--mask", str(image), "-w", str(sr_model)):
+            "holds a super-resolution x2 model, but `adacode inpaint` needs an inpainting model",
+        ("recon", "-w", str(sr_model)): "needs a stage-2 reconstruction model",
+    }
+    broken = {("sr", "-w", f"{name}.safetensors"): f"{name}.safetensors: {verdict}"
+              for name, verdict in broken_weights(tmp_path, sr_model).items()}
+    for (command, *options), message in {**unfit, **broken}.items():
+        ran = run_adacode(command, str(image), *options, env=env, cwd=tmp_path, timeout=60)
+        assert ran.returncode == 2, (options, ran.stderr)
+        assert ran.stderr.count("\n") == 1 and message in ran.stderr, (options, ran.stderr)
+    assert not list(tmp_path.glob("adacode-*"))
 
 
 def test_recon_into_its_own_folder_with_a_suffix(tmp_path):

@@ -51,6 +51,26 @@ def test_costs_come_from_headers_and_skip_existing_outputs(tmp_path: Path) -> No
     assert job_costs(plan, skip_existing=False)[2] == 3000 + PER_IMAGE_COST
 
 
+def test_a_video_weighs_its_frames_so_long_videos_go_to_different_ranks(tmp_path: Path) -> None:
+    """A video used to cost as much as one small image, so one rank could be handed every long
+    video of a job while the others idled."""
+    pytest.importorskip("imageio_ffmpeg")
+    from video_helpers import make_clip
+
+    clips = [make_clip(tmp_path / f"clip{index}.mp4", frames=36, size=(64, 48), audio=False)
+             for index in range(2)]
+    image = save_png(tmp_path / "still.png", noise((60, 50, 3)))
+    work = tmp_path / "work"
+    plan = [PlannedImage(clips[0], tmp_path / "o0.mp4", work_folder=work),
+            PlannedImage(clips[1], tmp_path / "o1.mp4", work_folder=work),
+            *[PlannedImage(image, tmp_path / f"o{index}.png") for index in range(2, 8)]]
+    costs = job_costs(plan, skip_existing=False)
+    assert costs[:2] == [64 * 48 * 36 + PER_IMAGE_COST] * 2
+    assert costs[2] == 3000 + PER_IMAGE_COST
+    first, second = balanced_shares(costs, 2)
+    assert (0 in first) != (1 in first) and (0 in second) != (1 in second)
+
+
 @pytest.mark.parametrize("text", ["0/2", "3/2", "2", "a/b", "1/0", "-1/2", "1/2/3"])
 def test_bad_shard_is_a_usage_error(text: str) -> None:
     with pytest.raises(AdaCodeError, match="--shard"):

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +15,7 @@ import pytest
 from PIL import Image
 
 from adacode_cli.images.encode import write_image
-from process_helpers import run_adacode
+from process_helpers import run_adacode, torch_blocked
 from train_fakes import lin_state, vgg_state, write
 
 OFFLINE = {"ADACODE_OFFLINE": "1"}
@@ -139,11 +144,54 @@ def test_two_inputs_that_would_write_one_file_are_refused_before_writing(
 
 
 def test_user_errors_are_one_line_with_exit_code_2(hq: Path, tmp_path: Path) -> None:
-    bad_scale = run_adacode("data", "degrade", str(hq), str(tmp_path / "x"), "--scale", "3")
-    same_dir = run_adacode("data", "masks", str(hq), str(hq))
-    missing = run_adacode("eval", str(tmp_path / "nowhere"), str(hq))
-    for result, text in ((bad_scale, "--scale must be 2 or 4"), (same_dir, "must differ"),
-                         (missing, "nowhere: not a folder")):
+    env = torch_blocked(tmp_path / "blocker")  # every one is found before torch is imported
+    (tmp_path / "notes.pth").write_text("not weights")
+    image = str(hq / "a.png")
+    cases = {
+        ("data", "degrade", str(hq), str(tmp_path / "x"), "--scale", "3"):
+            "--scale must be 2 or 4",
+        ("data", "masks", str(hq), str(hq)): "must differ",
+        ("eval", str(tmp_path / "nowhere"), str(hq)): "nowhere: no such file or folder",
+        ("eval", image, str(tmp_path / "nowhere.png")): "nowhere.png: no such file or folder",
+        ("eval", image, image, "--lpips", "--vgg16-weights", str(tmp_path / "no.pth")):
+            "no.pth: no such file",
+        ("eval", image, image, "--lpips", "--lpips-weights", str(tmp_path / "notes.pth")):
+            "notes.pth: truncated or not a weights file",
+        ("eval", image, image, "--vgg16-weights", str(tmp_path / "notes.pth")):
+            "--vgg16-weights is for --lpips",
+    }
+    for args, text in cases.items():
+        result = run_adacode(*args, env=env)
         lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1
-        assert lines[0].startswith("error: ") and text in lines[0]
+        assert result.returncode == 2 and len(lines) == 1, (args, result.stderr)
+        assert lines[0].startswith("error: ") and text in lines[0], (args, result.stderr)
+
+
+def test_sigterm_stops_a_folder_like_ctrl_c_and_leaves_only_whole_files(tmp_path: Path) -> None:
+    """`kill`, `timeout` or a container stop in the middle of `data degrade`: exit 130 with one
+    line, every file written is complete, no temporary file is left."""
+    hq, lq = tmp_path / "hq", tmp_path / "lq"
+    hq.mkdir()
+    rng = np.random.default_rng(1)
+    for index in range(150):
+        Image.fromarray(rng.integers(0, 256, (160, 160, 3), np.uint8)).save(hq / f"{index}.png")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adacode_cli", "data", "degrade", str(hq), str(lq), "--scale", "4"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **OFFLINE},
+    )
+    deadline = time.monotonic() + 120
+    while not any(lq.glob("[0-9]*.png")) and process.poll() is None:
+        assert time.monotonic() < deadline, "nothing was written"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted"
+    written = list(lq.rglob("*"))
+    assert not [p for p in written if p.name.startswith(".adacode-tmp")]
+    assert 0 < len(written) < 150
+    for path in written:
+        with Image.open(path) as image:
+            image.load()
+            assert image.size == (40, 40)

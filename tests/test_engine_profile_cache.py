@@ -65,13 +65,35 @@ def test_the_key_separates_precision_device_and_configuration(tmp_path: Path,
     assert len(keys) == 8 and all(path.parent == tmp_path / "profiles" for path in keys)
 
 
-def test_a_damaged_profile_file_is_measured_again_and_replaced(tmp_path: Path,
-                                                               monkeypatch) -> None:
+def _with_profile(record: dict, **changes: object) -> str:
+    return json.dumps({**record, "profile": {**record["profile"], **changes}})
+
+
+@pytest.mark.parametrize("damage", [
+    "{not json", "[]", "null",
+    # the right key, values a hand edit or a bad disk could leave: each must be measured again,
+    # not crash every later run (a missing field) or plan with nonsense (a zero or NaN cost)
+    "missing stream", "stream zero", "stream NaN", "parked text", "negative fixed",
+])
+def test_a_damaged_profile_file_is_measured_again_and_replaced(
+    tmp_path: Path, monkeypatch, damage: str
+) -> None:
     monkeypatch.setenv("ADACODE_HOME", str(tmp_path))
     config = AdaCodeConfig.tiny("inpaint", 1)
-    path = profile_cache.profile_path(profile_cache.profile_key(config, torch.float32, "cpu"))
+    key = profile_cache.profile_key(config, torch.float32, "cpu")
+    path = profile_cache.profile_path(key)
     path.parent.mkdir(parents=True)
-    path.write_text("{not json")
+    good = {"key": key, "profile": {"stream": 100.0, "parked": [1.0], "fixed": 0, "slack": 1.3,
+                                    "whole": 0.0, "whole_fixed": 0}}
+    damaged = {
+        "missing stream": json.dumps({"key": key, "profile": {
+            k: v for k, v in good["profile"].items() if k != "stream"}}),
+        "stream zero": _with_profile(good, stream=0.0),
+        "stream NaN": _with_profile(good, stream=float("nan")),
+        "parked text": _with_profile(good, parked="abc"),
+        "negative fixed": _with_profile(good, fixed=-1),
+    }
+    path.write_text(damaged.get(damage, damage))
     measured = memory.profile.__wrapped__(config, torch.float32, "cpu")
     assert (measured.parked, measured.whole, measured.whole_fixed) == memory.layered_costs(
         config, torch.float32)

@@ -4,6 +4,8 @@ phase honours a stop request."""
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -106,6 +108,27 @@ def test_a_short_disk_is_one_line_per_image_error_before_any_work(
         restorer.restore(photo_like(SIZE, SIZE))
     assert isinstance(caught.value, ImageError) and "\n" not in str(caught.value)
     assert calls == [] and not _spill_folders(spill_root)
+
+
+def test_a_disk_that_fills_up_while_spilling_is_one_line_and_leaves_nothing(
+    spill_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The free-space check passed, then another writer took the space: the restore fails
+    with one line naming the folder (not a bare errno), and the spill folder goes."""
+    written: list[Path] = []
+
+    def filling(path: Path, mode: str = "r", *args: object, **kwargs: object):
+        if "w" in mode and len(written) >= 3:  # a few batches fit, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        written.append(Path(path))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(parking, "open", filling, raising=False)
+    with pytest.raises(parking.DiskSpaceError, match="temporary disk filled up") as caught:
+        _tight().restore(photo_like(SIZE, SIZE))
+    assert isinstance(caught.value, ImageError) and "\n" not in str(caught.value)
+    assert str(spill_root) in str(caught.value)
+    assert written and not _spill_folders(spill_root)
 
 
 def test_an_image_that_cannot_fit_is_refused_before_any_work(spill_root: Path) -> None:

@@ -110,3 +110,57 @@ def test_unreadable_entries_are_listed_as_skipped(tmp_path: Path) -> None:
     recursive = list_inputs(str(folder), recursive=True)
     assert [entry.path.name for entry in recursive.skipped] == [
         "dangling.png", "loop.png", "pipe.png"]
+
+
+def _unlistable(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
+    """Folders that cannot be listed (this process runs as root, whom permissions never stop)."""
+    scandir, iterdir = os.scandir, Path.iterdir
+
+    def denied(path: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    def guarded_scandir(path: object = "."):
+        return denied(path) if Path(os.fsdecode(path)) in folders else scandir(path)
+
+    def guarded_iterdir(self: Path):
+        return denied(self) if self in folders else iterdir(self)
+
+    monkeypatch.setattr(os, "scandir", guarded_scandir)
+    monkeypatch.setattr(Path, "iterdir", guarded_iterdir)
+
+
+def test_folders_that_cannot_be_searched_are_reported_not_silently_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--recursive` used to pass over a sub-folder it could not list, and a link to a folder,
+    without a word: their images were never restored (or trained on) and nobody was told.
+    Links to folders are followed now (a dataset or album linked in), each folder once: a
+    link loop or a second way into a folder adds nothing."""
+    folder = tmp_path / "in"
+    touch_image(folder / "good.png")
+    touch_image(folder / "private" / "lost.png")
+    touch_image(tmp_path / "elsewhere" / "linked.png")
+    (folder / "album").symlink_to(tmp_path / "elsewhere")
+    (folder / "zz-again").symlink_to(folder / "private")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "loop").symlink_to(folder)
+    touch_image(folder / ".cache" / "hidden.png")
+    _unlistable(monkeypatch, folder / "private", folder / ".cache")
+    listing = list_inputs(str(folder), recursive=True)
+    assert listing.files == [folder / "album" / "linked.png", folder / "good.png"]
+    assert listing.skipped == [
+        Skipped(folder / "private", "cannot list this folder (Permission denied)"),
+    ]
+    with pytest.raises(AdaCodeError, match=r"private: cannot list this folder"):
+        images_in(folder, recursive=True)  # training data, mask folders: nothing is left out
+
+
+@pytest.mark.parametrize("recursive", [False, True])
+def test_an_input_folder_that_cannot_be_listed_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recursive: bool
+) -> None:
+    folder = tmp_path / "in"
+    touch_image(folder / "good.png")
+    _unlistable(monkeypatch, folder)
+    with pytest.raises(AdaCodeError, match=r"cannot list this folder \(Permission denied\)"):
+        list_inputs(str(folder), recursive=recursive)

@@ -144,3 +144,21 @@ def test_masks_for_checks_the_whole_run_up_front(tmp_path: Path) -> None:
     assert masks_for([tmp_path / "cat.jpg", tmp_path / "dog.jpg"], masks) == [cat]
     with pytest.raises(AdaCodeError, match="no mask named after any input"):
         masks_for([tmp_path / "dog.jpg"], masks)
+
+
+def test_one_mask_of_no_input_s_size_is_refused_up_front(tmp_path: Path) -> None:
+    hole = np.zeros((4, 6), dtype=np.uint8)
+    hole[1, 1] = 255
+    mask = save(tmp_path / "mask.png", hole)  # 6 wide, 4 high
+    wide = save(tmp_path / "wide.png", np.zeros((4, 6, 3), dtype=np.uint8))
+    tall = save(tmp_path / "tall.png", np.zeros((6, 4, 3), dtype=np.uint8))  # EXIF may turn it
+    small = save(tmp_path / "small.png", np.zeros((3, 3, 3), dtype=np.uint8))
+    clip = tmp_path / "clip.mp4"  # a video's frame size is ffprobe's: left to the run
+
+    assert masks_for([small, wide], mask) == [mask]  # fits one: the others fail one by one
+    assert masks_for([tall], mask) == [mask]
+    assert masks_for([small, clip], mask) == [mask]
+    assert masks_for([small], mask, resize=True) == [mask]
+    with pytest.raises(AdaCodeError, match=r"mask\.png: the mask is 6x4 but no input is "
+                                           r"\(e\.g\. .*small\.png is 3x3\); pass --resize-mask"):
+        masks_for([small], mask)

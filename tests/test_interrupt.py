@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from adacode_cli.interrupt import StopRequest
+from adacode_cli.interrupt import StopRequest, sigterm_as_interrupt
 
 
 def busy(seconds: float, stop: StopRequest | None = None) -> None:
@@ -72,3 +72,43 @@ def test_an_acknowledged_stop_may_wind_down_past_the_grace() -> None:
         stop.acknowledge()
         os.kill(os.getpid(), signal.SIGINT)  # a second press still stops at once
         busy(5)
+
+
+def test_sigterm_is_a_second_ctrl_c_outside_a_clean_stop() -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        busy(5)
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_sigterm_asks_a_clean_stop_and_never_escalates_where_the_block_saves() -> None:
+    """Training: SIGTERM (a time limit, torchrun passing a Ctrl-C on) asks for the clean stop
+    that saves the run; the SIGINT and SIGTERM a terminal's Ctrl-C gives a torchrun worker
+    are one request; only a second Ctrl-C stops at once."""
+    previous = signal.getsignal(signal.SIGTERM)
+    with sigterm_as_interrupt():
+        with StopRequest(terminate=True) as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            busy(0.2)
+            assert stop.requested
+            os.kill(os.getpid(), signal.SIGTERM)
+            busy(0.2)
+        with StopRequest(terminate=True) as stop:
+            os.kill(os.getpid(), signal.SIGINT)  # the terminal's Ctrl-C, then torchrun's SIGTERM
+            os.kill(os.getpid(), signal.SIGTERM)
+            busy(0.2)
+            assert stop.requested
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                busy(5)
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_without_escalation_a_repeated_ctrl_c_is_the_same_request() -> None:
+    """A torchrun worker: the terminal's Ctrl-C and torchrun passing it on are one press."""
+    with StopRequest(terminate=True, escalate=False) as stop:
+        for _ in range(3):
+            os.kill(os.getpid(), signal.SIGINT)
+            busy(0.1)
+        assert stop.requested

@@ -18,7 +18,7 @@ from adacode_cli.model.checkpoint import (
 )
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.padding import restore_whole
-from process_helpers import run_adacode
+from process_helpers import run_adacode, torch_blocked
 
 
 def _restore(path: Path, x: torch.Tensor) -> torch.Tensor:
@@ -122,8 +122,9 @@ def test_cli_convert_and_info(make_official_pth, tmp_path) -> None:
 def test_cli_bad_files_exit_2_without_traceback(tmp_path, content) -> None:
     bad = tmp_path / "bad.pth"
     bad.write_bytes(content)
+    env = torch_blocked(tmp_path / "blocker")  # the header tells: torch is not even imported
     for args in (("info", str(bad)), ("convert", str(bad), str(tmp_path / "o.safetensors"))):
-        done = run_adacode(*args)
+        done = run_adacode(*args, env=env)
         assert done.returncode == 2
         assert "Traceback" not in done.stderr
         assert done.stderr.strip().count("\n") == 0 and "bad.pth" in done.stderr

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from adacode_cli.model.checkpoint import clean_official, infer_config
 from adacode_cli.model.config import AdaCodeConfig
+from adacode_cli.model.detect import clean_official, infer_config
 from adacode_cli.model.networks import build_network, count_parameters
 from process_helpers import FIXTURES
 

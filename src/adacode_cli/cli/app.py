@@ -19,6 +19,7 @@ from adacode_cli.cli import data_cmds, model_cmds, restore_cmds, train_cmds, wei
 from adacode_cli.cli.helpstyle import plain_help
 from adacode_cli.cli.printable import printable, printable_lines
 from adacode_cli.errors import AdaCodeError, ExitCode
+from adacode_cli.interrupt import sigterm_as_interrupt
 
 
 class _AdaCodeGroup(TyperGroup):
@@ -99,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     _escape_unprintable_names()
     try:
-        app(args=args, prog_name="adacode")
+        with sigterm_as_interrupt():
+            app(args=args, prog_name="adacode")
     except AdaCodeError as error:
         if _wants_traceback(args):
             traceback.print_exc()

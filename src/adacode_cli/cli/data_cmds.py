@@ -124,6 +124,7 @@ def evaluate(
     """
     from adacode_cli.train.evaluation import match_pairs, mean_scores, score_pair
 
+    _check_lpips_files(lpips, {"--vgg16-weights": vgg16_weights, "--lpips-weights": lpips_weights})
     pairing = match_pairs(spelled_path(restored), spelled_path(reference))
     for side, names in (("restored", pairing.restored_only), ("reference", pairing.reference_only)):
         if names:
@@ -213,6 +214,18 @@ def _for_each_image(
     typer.echo(f"wrote {len(paths) - failed} {what}" + (f" ({failed} failed)" if failed else ""))
     if failed:
         raise typer.Exit(ImageError.exit_code)
+
+
+def _check_lpips_files(lpips: bool, files: dict[str, Path | None]) -> None:
+    """Before torch or a download: each LPIPS weights file given must be one, and is given
+    with --lpips only (never silently ignored)."""
+    from adacode_cli.weights.header import read_header
+
+    for option, path in files.items():
+        if path is not None and not lpips:
+            raise AdaCodeError(f"{option} is for --lpips: add --lpips, or leave it out")
+        if path is not None:
+            read_header(path)
 
 
 def _lpips_network(vgg16_weights: Path | None, lpips_weights: Path | None) -> LPIPS | None:

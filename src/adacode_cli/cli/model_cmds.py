@@ -15,11 +15,13 @@ def convert(
     from adacode_cli.errors import AdaCodeError
     from adacode_cli.images.inputs import spelled_path
     from adacode_cli.images.outputs import check_output_file, file_output
+    from adacode_cli.weights.header import held_config
 
     src, dst = spelled_path(src_spelling), file_output(dst_spelling)
     if dst.suffix != ".safetensors":
         raise AdaCodeError(f"{dst}: the output must end in .safetensors")
     check_output_file(src, dst)  # before torch loads: a mistake is reported at once
+    held_config(src)
     from adacode_cli.model.checkpoint import convert_checkpoint
 
     config = convert_checkpoint(src, dst)
@@ -36,9 +38,12 @@ def info(
     import json
 
     from adacode_cli.images.inputs import spelled_path
-    from adacode_cli.model.checkpoint import check_layout, read_checkpoint
+    from adacode_cli.weights.header import held_config
 
     file = spelled_path(spelling)
+    held_config(file)  # before torch loads: a file that is no AdaCode network is named at once
+    from adacode_cli.model.checkpoint import check_layout, read_checkpoint
+
     config, state = read_checkpoint(file)
     check_layout(config, state, source=file)  # a file that would not load is not described
     parameters = sum(t.numel() for t in state.values())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import Enum
@@ -101,6 +100,9 @@ class SharedOptions:
     animated: bool
 
 
+DEFAULT_QUALITY = 95
+DEFAULT_CRF = 18
+
 #: The largest --tile / --tile-overlap accepted: far beyond any image side worth tiling (--tile 0
 #: runs the whole image), and an absurd value is refused at once instead of exhausting memory.
 MAX_TILE_OPTION = 1_000_000
@@ -112,8 +114,10 @@ def _option(default: Any, *names: str, panel: str, **settings: Any) -> Any:
 
 def _check_device(value: str) -> str:
     """The form of `--device`, checked before torch loads (whether it exists is checked then)."""
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip().lower()):
-        raise typer.BadParameter("choose auto, cpu, cuda, cuda:N or mps")
+    from adacode_cli.engine.device_names import DEVICE_CHOICES, is_device_name  # not for --help
+
+    if not is_device_name(value):
+        raise typer.BadParameter(f"choose {DEVICE_CHOICES}")
     return value
 
 
@@ -164,7 +168,8 @@ _DECLARATIONS: Declarations = {
         "An image format applies to images, a video container (mp4, mkv, mov, webm) to "
         "videos.")),
     "quality": (int, _option(
-        95, "--quality", min=1, max=100, panel=OUTPUT_PANEL, help="JPEG/WebP quality.")),
+        DEFAULT_QUALITY, "--quality", min=1, max=100, panel=OUTPUT_PANEL,
+        help="JPEG/WebP quality.")),
     "suffix": (str, _option(
         "", "--suffix", panel=OUTPUT_PANEL,
         help="Added to each output's stem, e.g. _x4.")),
@@ -196,7 +201,7 @@ _DECLARATIONS: Declarations = {
         VideoCodecChoice.auto, "--video-codec", panel=VIDEO_PANEL,
         help="Video encoder; auto = h264 (vp9 in .webm). ffv1 is lossless (.mkv).")),
     "crf": (int, _option(
-        18, "--crf", min=0, max=63, panel=VIDEO_PANEL,
+        DEFAULT_CRF, "--crf", min=0, max=63, panel=VIDEO_PANEL,
         help="Video quality, lower is better (h264/h265 0-51, vp9/av1 0-63).")),
     "resume": (bool, _option(
         True, "--resume/--no-resume", panel=VIDEO_PANEL,

@@ -93,7 +93,7 @@ def inpaint(
     mask_spec = spelled_path(mask)
     task = Inpainting(mask_spec, dilate, paste_back, resize_mask)
     run_restoration("inpaint", input_spec, output, shared, make_task=lambda config: task,
-                    side_inputs=lambda inputs: masks_for(inputs, mask_spec))
+                    side_inputs=lambda inputs: masks_for(inputs, mask_spec, resize_mask))
 
 
 @with_shared_options

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from adacode_cli.atomic import remove_stale_temporaries
-from adacode_cli.cli.options import SharedOptions
+from adacode_cli.cli.options import DEFAULT_CRF, DEFAULT_QUALITY, SharedOptions
 from adacode_cli.cli.scaleout import parse_shard
 from adacode_cli.errors import AdaCodeError, ExitCode
 from adacode_cli.images.inputs import Skipped, input_root, list_inputs, resolved, spelled_path
@@ -34,7 +34,7 @@ from adacode_cli.images.outputs import (
     plan_run,
 )
 from adacode_cli.interrupt import StopRequest
-from adacode_cli.video.codecs import choose_codec
+from adacode_cli.video.codecs import CONTAINERS, choose_codec
 
 if TYPE_CHECKING:
     from adacode_cli.cli.tasks import Task
@@ -77,7 +77,7 @@ def run_restoration(
         plan = prepare_run(task_name, input_spec, output, shared, side_inputs,
                            scale=scale if scale is not None or shared.weights else default_scale,
                            should_stop=early)
-        from adacode_cli.cli.scaleout_job import join_job, sigterm_as_interrupt
+        from adacode_cli.cli.scaleout_job import join_job
 
         job = join_job(shared.shard, shared.device)
         restorer = load_restorer(plan.weights, task_name, scale, shared)
@@ -100,7 +100,7 @@ def run_restoration(
     settings = WriteSettings(shared.quality, shared.overwrite, shared.save_weight_map)
     started = time.perf_counter()
     stop = StopRequest(notice=STOP_NOTICE, grace=STOP_GRACE_SECONDS)
-    with stop, sigterm_as_interrupt(), reporter, job.live_progress(reporter.show_finished):
+    with stop, reporter, job.live_progress(reporter.show_finished):
         outcomes = run_batch(images, skipped=skipped, task=task, restorer=restorer,
                              settings=settings, reporter=reporter, should_stop=stop)
         if videos and not stop():
@@ -142,12 +142,25 @@ def prepare_run(
     images, videos = split_videos(planned, shared)
     for folder in {image.result.parent for image in planned}:
         remove_stale_temporaries(folder)
-    from adacode_cli.weights.api import resolve_weights  # after the cheaper checks: rich, requests
+    from adacode_cli.weights.api import check_weights_file, resolve_weights  # rich, requests
 
     weights = resolve_weights(shared.weights, task=task_name, scale=scale,
                               cache_dir=shared.cache_dir, offline=True if shared.offline else None,
                               quiet=shared.quiet, should_stop=should_stop)
+    held = check_weights_file(weights, task_name, scale)
+    if held is not None:
+        refuse_weight_map_without_weights(shared, held, weights)
     return RunPlan(images, listing.skipped, weights, videos)
+
+
+def refuse_weight_map_without_weights(
+    shared: SharedOptions, config: AdaCodeConfig, weights: Path
+) -> None:
+    """A stage-1 VQGAN has one codebook and no weight predictor: `--save-weight-map` would
+    write nothing, so it is refused (from the header, or once loaded if that could not tell)."""
+    if shared.save_weight_map and config.stage == "vqgan":
+        raise AdaCodeError(f"{weights} holds a stage-1 VQGAN (one codebook, no weights to map): "
+                           "--save-weight-map would write nothing; leave it out")
 
 
 def split_videos(
@@ -158,6 +171,7 @@ def split_videos(
     model loads."""
     images = [item for item in planned if not item.is_video]
     videos = [item for item in planned if item.is_video]
+    refuse_unused_options(images, videos, shared)
     for video in videos:
         choose_codec(shared.video_codec.value, video.result.suffix, shared.crf)
     if videos:
@@ -165,6 +179,40 @@ def split_videos(
 
         ffmpeg_exe()
     return images, videos
+
+
+def refuse_unused_options(
+    images: list[PlannedImage], videos: list[PlannedImage], shared: SharedOptions
+) -> None:
+    """An option that would change no file of this run is a usage error, never silently
+    ignored: video settings without a video, an `--ext` of the other kind than every input,
+    tile settings with `--tile 0`, a `--quality` without a JPEG/WebP result. (`--save-weight-map`
+    for a video and `--suffix` for a named result file: `plan_run`.)"""
+    ext = shared.ext.value
+    video_ext = ext != "auto" and f".{ext}" in CONTAINERS
+    unused = []
+    if not videos:
+        given = [("--video-codec", shared.video_codec.value != "auto"),
+                 ("--crf", shared.crf != DEFAULT_CRF), ("--no-resume", not shared.resume),
+                 (f"--ext {ext}", video_ext)]
+        unused += [f"{option} applies to videos, but no input is a video"
+                   for option, set_ in given if set_]
+    elif shared.video_codec.value == "ffv1" and shared.crf != DEFAULT_CRF:
+        unused.append("--crf sets the quality of lossy codecs, but ffv1 is lossless")
+    if not images and ext != "auto" and not video_ext:
+        unused.append(f"--ext {ext} applies to images, but every input is a video")
+    if shared.tile == 0:
+        whole = [("--tile-overlap", shared.tile_overlap is not None),
+                 (f"--statistics {shared.statistics.value}", shared.statistics.value != "auto")]
+        unused += [f"{option} applies to tiles, but --tile 0 runs each image whole"
+                   for option, set_ in whole if set_]
+    lossy = {".jpg", ".jpeg", ".webp"}
+    if shared.quality != DEFAULT_QUALITY and not any(
+            image.result.suffix.lower() in lossy for image in images):
+        unused.append("--quality sets the JPEG/WebP quality, but no result of this run is a "
+                      "JPEG or WebP image (videos: --crf)")
+    if unused:
+        raise AdaCodeError(f"{unused[0]}; leave it out")
 
 
 def _new_inputs(inputs: list[Path], input_spec: str, request: OutputRequest) -> list[Path]:
@@ -201,7 +249,9 @@ def _weights_file(spec: str | None) -> Path | None:
 def load_restorer(
     weights: Path, task_name: str, scale: int | None, shared: SharedOptions
 ) -> Restorer:
-    """The engine around the `weights` model; a model for another task or scale is refused."""
+    """The engine around the `weights` model; a model for another task or scale, or without a
+    weight map to save, is refused (checked here again for the files whose header could not
+    tell: `check_weights_file`)."""
     from adacode_cli.engine.restorer import RestoreOptions, Restorer
     from adacode_cli.weights.api import refuse_unfit_model
 
@@ -215,8 +265,6 @@ def load_restorer(
         statistics=shared.statistics.value,
     )
     restorer = Restorer.from_file(weights, options)
-    held = restorer.config.task
-    if task_name == "recon" and held == "vqgan":  # a stage-1 VQGAN reconstructs its input too
-        held = "recon"
-    refuse_unfit_model(weights, held, restorer.config.scale, task_name, scale)
+    refuse_unfit_model(weights, restorer.config.task, restorer.config.scale, task_name, scale)
+    refuse_weight_map_without_weights(shared, restorer.config, weights)
     return restorer

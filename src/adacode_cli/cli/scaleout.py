@@ -83,23 +83,28 @@ def balanced_shares(costs: Sequence[int], parts: int) -> list[list[int]]:
     return [sorted(share) for share in shares]
 
 
-def pixel_cost(path: Path) -> int:
-    """What restoring `path` costs, from its header alone: its pixels plus `PER_IMAGE_COST`."""
+def pixel_cost(path: Path, video: bool = False) -> int:
+    """What restoring `path` costs, from its header alone: its pixels (a video's: every
+    frame's) plus `PER_IMAGE_COST`."""
     from adacode_cli.errors import ImageError
     from adacode_cli.images.decode import read_size
 
     try:
+        if video:
+            from adacode_cli.video.probe import header_pixels
+
+            return header_pixels(path) + PER_IMAGE_COST
         width, height = read_size(path)
-    except ImageError:
+    except ImageError:  # video errors included
         return PER_IMAGE_COST  # it will fail quickly, and is reported then
     return width * height + PER_IMAGE_COST
 
 
 def job_costs(plan: Sequence[PlannedImage], *, skip_existing: bool) -> list[int]:
-    """The cost of each planned image; one whose files exist costs nothing when the batch will
-    skip it (`skip_existing`)."""
+    """The cost of each planned image or video; one whose files exist costs nothing when the
+    batch will skip it (`skip_existing`)."""
     return [
-        0 if skip_existing and planned.existing else pixel_cost(planned.source)
+        0 if skip_existing and planned.existing else pixel_cost(planned.source, planned.is_video)
         for planned in plan
     ]
 

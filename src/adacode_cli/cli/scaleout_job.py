@@ -14,13 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from types import FrameType
 from typing import Any
 
 from adacode_cli.cli.report import FAILED, ImageOutcome
@@ -209,27 +207,4 @@ def _job_store(placement: Placement) -> Any:
     ))
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     return dist.PrefixStore(f"adacode-restore/{attempt}/", store)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While images are restored, SIGTERM stops the process like Ctrl-C pressed twice.
-
-    `kill`, `timeout`, a container stop and SLURM at a time limit send SIGTERM, and torchrun
-    sends it to the surviving ranks when one dies: the result being written is completed or
-    its temporary file removed, and the outcomes so far are reported (exit 130), instead of
-    the process vanishing mid-write.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 

@@ -103,12 +103,13 @@ def _build_config(
         preset,
         set_value,
     )
-    from adacode_cli.train.state import RunFolder
 
     if options.resume:
         if options.config_file is not None or options.preset is not None:
             raise ConfigError("--resume continues with the run's own config: drop --config and "
                               "--preset (flags and --set still override)")
+        from adacode_cli.train.state import RunFolder  # torch: a run's config is read with it
+
         config = RunFolder(options.output).read_config()
         if config.stage != stage:
             raise ConfigError(f"{options.output} is a stage-{config.stage} run, not stage {stage}")
@@ -146,9 +147,14 @@ def _train(
 ) -> None:
     from rich.console import Console
 
-    from adacode_cli.train.stages import train
+    from adacode_cli.train.config import validate
+    from adacode_cli.train.preflight import check_run_paths
 
     config = _build_config(stage, options, specific, no_semantic)
+    validate(config)  # before torch loads: a mistake in the config or a path is named at once
+    check_run_paths(config, options.output)
+    from adacode_cli.train.stages import train
+
     train(config, options.output, resume=options.resume, console=Console(highlight=False),
           offline=True if options.offline else None)
 
@@ -231,10 +237,11 @@ def export(
 ) -> None:
     """Export a run's generator for `adacode sr/inpaint/recon --weights`."""
     from adacode_cli.images.outputs import check_output_file, file_output
+    from adacode_cli.train.preflight import check_export
 
     out = file_output(out_spelling)
-    if run.is_dir():  # export_run names a missing run folder; nothing in one may be replaced
-        check_output_file(run, out, read=[path for path in run.rglob("*") if path.is_file()])
+    check_export(run, out, checkpoint, official_keys)  # before torch loads
+    check_output_file(run, out, read=[path for path in run.rglob("*") if path.is_file()])
     from adacode_cli.train.export import export_run
 
     result = export_run(run, out, which=checkpoint, official_keys=official_keys)

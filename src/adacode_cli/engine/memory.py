@@ -18,7 +18,7 @@ import functools
 import math
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -43,11 +43,15 @@ PARKED_SLACK = 1.1
 
 
 class _LiveBytes(TorchDispatchMode):
-    """Peak bytes of storages allocated inside the mode and still referenced."""
+    """Peak bytes of storages allocated inside the mode and still referenced, apart from those
+    of `external` tensors (inputs, weights). Storages are known by address, so the external
+    tensors are held for the mode's life: a freed one's address given to an activation would
+    hide that activation (counts 12% low, now and then)."""
 
-    def __init__(self, external: set[int]) -> None:
+    def __init__(self, external: Iterable[torch.Tensor]) -> None:
         super().__init__()
-        self._external = external
+        self._held = list(external)
+        self._external = {tensor.untyped_storage()._cdata for tensor in self._held}
         self._refs: dict[int, list[int]] = {}
         self.current = 0
         self.peak = 0
@@ -107,9 +111,17 @@ class MemoryProfile:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> MemoryProfile:
-        return cls(float(record["stream"]), tuple(float(v) for v in record["parked"]),
-                   int(record["fixed"]), float(record["slack"]), float(record["whole"]),
-                   int(record["whole_fixed"]))
+        """The profile a record holds; ValueError unless every cost is a finite, non-negative
+        number (and the stream cost positive): plans divide by them."""
+        profile = cls(float(record["stream"]), tuple(float(v) for v in record["parked"]),
+                      int(record["fixed"]), float(record["slack"]), float(record["whole"]),
+                      int(record["whole_fixed"]))
+        values = (profile.stream, *profile.parked, profile.fixed, profile.slack, profile.whole,
+                  profile.whole_fixed)
+        if not all(math.isfinite(v) and v >= 0 for v in values) or profile.stream <= 0 \
+                or profile.slack <= 0:
+            raise ValueError(f"not a memory profile: {record}")
+        return profile
 
     def whole_bytes(self, pixels: int) -> int:
         """The `whole` steps of an image of `pixels` padded input pixels, run over its latent."""
@@ -127,9 +139,9 @@ def profile(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu")
     """The counted cost of `config` at `dtype` for a `device_type` device: measured once per
     model, precision, device type and torch version, then read from the profile cache."""
     key = profile_cache.profile_key(config, dtype, device_type)
-    return MemoryProfile.from_record(
-        profile_cache.cached(key, lambda: count_on_meta(config, dtype, device_type).to_record())
-    )
+    return MemoryProfile.from_record(profile_cache.cached(
+        key, lambda: count_on_meta(config, dtype, device_type).to_record(),
+        MemoryProfile.from_record))
 
 
 def count_on_meta(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu"
@@ -176,13 +188,9 @@ def _meta_pass(
     parked = []
     wholes: list[tuple[Step, WholeInputs, float]] = []  # and latent px per input px
     with torch.inference_mode():
-        # the input stays referenced while counting: the tracker knows storages by address, and
-        # a freed input's address given to an activation would hide that activation (counts
-        # 12% low, now and then)
-        source = torch.empty(1, 3, side, side, device="meta", dtype=dtype)
-        regs = {"h": source}
-        owned = {t.untyped_storage()._cdata for t in [*network.parameters(), *network.buffers()]}
-        tracker = _LiveBytes({*owned, source.untyped_storage()._cdata})
+        regs = {"h": torch.empty(1, 3, side, side, device="meta", dtype=dtype)}
+        owned = [*network.parameters(), *network.buffers()]
+        tracker = _LiveBytes([*owned, regs["h"]])
         with tracker if track else contextlib.nullcontext():
             *layered, last = segments(network_steps(network))
             for segment in layered:
@@ -205,7 +213,7 @@ def _meta_pass(
     return network, tracker.peak / side**2, tuple(parked), whole
 
 
-def _whole_step_cost(step: Step, inputs: WholeInputs, owned: set[int], ratio: float,
+def _whole_step_cost(step: Step, inputs: WholeInputs, owned: list[torch.Tensor], ratio: float,
                      window: int, chunk: int) -> tuple[float, int]:
     """Bytes per padded input pixel and fixed bytes of `step` run alone over a whole latent
     (`ratio` latent px per input px): a line through its peaks on latents of 2 and 3 chunks
@@ -225,7 +233,7 @@ def _whole_step_cost(step: Step, inputs: WholeInputs, owned: set[int], ratio: fl
     return per_pixel, math.ceil(fixed)
 
 
-def _whole_step_bytes(step: Step, inputs: WholeInputs, owned: set[int],
+def _whole_step_bytes(step: Step, inputs: WholeInputs, owned: list[torch.Tensor],
                       latent: tuple[int, int]) -> int:
     """Peak bytes of `step` run alone on meta registers of a `latent` (height, width) map,
     counted in, as the executor runs a `whole` step on the inputs it gathered (contiguous)."""
@@ -233,7 +241,7 @@ def _whole_step_bytes(step: Step, inputs: WholeInputs, owned: set[int],
                        for name, (channels, dtype) in inputs.items()}
     sizes = {value.untyped_storage()._cdata: value.untyped_storage().nbytes()
              for value in regs.values()}
-    tracker = _LiveBytes({*owned, *sizes})
+    tracker = _LiveBytes([*owned, *regs.values()])
     with tracker:
         run_steps([step], regs)
     del regs
@@ -253,8 +261,8 @@ def device_profile(
     """`measure_on_device`, once per model, precision, device model and torch version."""
     key = profile_cache.profile_key(config, dtype, torch.cuda.get_device_name(device))
     return MemoryProfile.from_record(profile_cache.cached(
-        key, lambda: measure_on_device(network, config, device, dtype, precision).to_record()
-    ))
+        key, lambda: measure_on_device(network, config, device, dtype, precision).to_record(),
+        MemoryProfile.from_record))
 
 
 def measure_on_device(

@@ -12,6 +12,7 @@ private temporary folder removed on every exit (success, error or interrupt).
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -100,13 +101,21 @@ class DiskLot:
     def put(self, position: int, regs: Registers) -> None:
         tensors, names = _compact(regs, self.dtype)
         stored = {}
-        with open(self._file(self.generation, position), "wb") as out:
-            for key, value in tensors.items():
-                host = value.detach().to("cpu").contiguous()
-                raw = host.reshape(-1).view(torch.uint8).numpy()
-                stored[key] = _Stored(out.tell(), raw.nbytes, tuple(host.shape), host.dtype)
-                out.write(memoryview(raw))
-                out.write(bytes(-raw.nbytes % 8))  # the next tensor starts aligned for any dtype
+        try:
+            with open(self._file(self.generation, position), "wb") as out:
+                for key, value in tensors.items():
+                    host = value.detach().to("cpu").contiguous()
+                    raw = host.reshape(-1).view(torch.uint8).numpy()
+                    stored[key] = _Stored(out.tell(), raw.nbytes, tuple(host.shape), host.dtype)
+                    out.write(memoryview(raw))
+                    out.write(bytes(-raw.nbytes % 8))  # the next tensor starts aligned
+        except OSError as error:  # the disk filled up since the check (other writers)
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DiskSpaceError(
+                f"the temporary disk filled up while exact tile statistics were parked in "
+                f"{self.folder.parent} (set TMPDIR to a folder on a larger disk)"
+            ) from error
         self.writing[position] = (stored, names)
 
     def take(self, position: int) -> Registers:

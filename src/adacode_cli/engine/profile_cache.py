@@ -45,17 +45,22 @@ def profile_path(key: Record) -> Path:
     return cache_root() / "profiles" / f"{digest[:24]}.json"
 
 
-def cached(key: Record, measure: Callable[[], Record]) -> Record:
+def cached(key: Record, measure: Callable[[], Record],
+           check: Callable[[Record], object] = dict) -> Record:
     """The stored profile for `key`, else the one shipped with the package for the official
     models (`shipped_profiles`), else `measure()`, stored for the next run.
 
-    A cache folder that cannot be written costs only the speed-up, never the run.
+    A stored profile is used only if `check` accepts it (a file edited or damaged into other
+    values is measured again); a cache folder that cannot be written costs only the speed-up,
+    never the run.
     """
     path = profile_path(key)
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
         if stored.get("key") == json.loads(json.dumps(key)):
-            return dict(stored["profile"])
+            record = dict(stored["profile"])
+            check(record)
+            return record
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     packaged = shipped(key)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,10 +53,12 @@ def list_inputs(spec: str, recursive: bool) -> InputListing:
     path = spelled_path(spec)
     kind = _entry_kind(path)
     if kind == _FILE:
+        if recursive:
+            raise AdaCodeError(f"--recursive descends into folders, but {spec} is a file; "
+                               "leave it out")
         return InputListing([path])
     if kind == _FOLDER:
-        listing = _listing(path.rglob("*") if recursive else path.iterdir(), path, recursive,
-                           is_media_path)
+        listing = _folder_listing(path, recursive, is_media_path)
         if not listing.files:
             hint = "" if recursive else " (use --recursive to search sub-folders)"
             raise AdaCodeError(f"{spec}: no images ({_extension_list()}) in this folder{hint}")
@@ -89,9 +92,15 @@ def spelled_path(spelling: str) -> Path:
 
 def images_in(folder: Path, *, recursive: bool) -> list[Path]:
     """The image files in `folder` (and its sub-folders when `recursive`), sorted; hidden files
-    and folders are skipped, our temporary files among them. Empty when there are none."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return _listing(candidates, folder, recursive, is_image_path).files
+    and folders are skipped, our temporary files among them. Empty when there are none.
+    Searching sub-folders (training data), an entry with an image name that is no readable
+    file, or a folder that cannot be listed, is an error: nothing is left out silently."""
+    listing = _folder_listing(folder, recursive, is_image_path)
+    if recursive and listing.skipped:
+        shown = "; ".join(f"{entry.path}: {entry.reason}" for entry in listing.skipped[:3])
+        more = len(listing.skipped) - 3
+        raise AdaCodeError(shown + (f"; and {more} more" if more > 0 else ""))
+    return listing.files
 
 
 def input_root(spec: str) -> Path:
@@ -132,6 +141,53 @@ def find_shared_write(destinations: list[Path]) -> tuple[int, int] | None:
             return claimed[key], index
         claimed[key] = index
     return None
+
+
+def _folder_listing(folder: Path, recursive: bool, accept: Callable[[Path], bool]
+                    ) -> InputListing:
+    """`_listing` of a folder's entries (and, when `recursive`, of its sub-folders'). A folder
+    that cannot be listed is a usage error; a sub-folder that cannot be listed is a skipped
+    entry, not a silent gap (`Path.rglob` passes over it without a word)."""
+    unsearched: dict[Path, str] = {}
+    try:
+        entries = list(_tree(folder, unsearched) if recursive else folder.iterdir())
+    except OSError as error:
+        raise AdaCodeError(f"{folder}: cannot list this folder ({error.strerror or error})"
+                           ) from error
+    if folder in unsearched:
+        raise AdaCodeError(f"{folder}: {unsearched[folder]}")
+    listing = _listing(entries, folder, recursive, accept)
+    listing.skipped += [Skipped(path, reason) for path, reason in sorted(unsearched.items())
+                        if not _hidden(path, folder)]
+    return listing
+
+
+def _tree(root: Path, unsearched: dict[Path, str]) -> Iterator[Path]:
+    """Every entry below `root`, folders included, following links to folders (a dataset or
+    an album linked in is searched, as the official training code's listing does). The
+    folders that cannot be listed go to `unsearched`, with the reason. Each folder is searched
+    once: a link loop, or a second way into a folder, adds nothing (its images are listed
+    under the first path)."""
+
+    def failed(error: OSError) -> None:
+        unsearched[Path(error.filename)] = \
+            f"cannot list this folder ({error.strerror or error})"
+
+    searched: dict[tuple[int, int], Path] = {}  # each folder once, by identity
+    with contextlib.suppress(OSError):
+        info = root.stat()
+        searched[info.st_dev, info.st_ino] = root
+    for folder, folders, files in os.walk(root, onerror=failed, followlinks=True):
+        base = Path(folder)
+        folders.sort(key=lambda name: ((base / name).is_symlink(), name))  # real ones first
+        for name in list(folders):
+            try:
+                info = (base / name).stat()
+            except OSError:
+                continue  # os.walk reports it when it cannot list it
+            if searched.setdefault((info.st_dev, info.st_ino), base / name) != base / name:
+                folders.remove(name)
+        yield from (base / name for name in [*folders, *files])
 
 
 def _listing(candidates: Iterable[Path], root: Path | None, recursive: bool,

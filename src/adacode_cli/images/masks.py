@@ -132,17 +132,19 @@ def frame_masks(video: Path, folder: Path) -> tuple[Path | None, dict[int, Path]
     return own, numbered
 
 
-def masks_for(inputs: list[Path], mask_spec: Path) -> list[Path]:
+def masks_for(inputs: list[Path], mask_spec: Path, resize: bool = False) -> list[Path]:
     """The mask files the inputs will use, checked before any work: a mask file that is not an
-    image, is damaged (truncated) or marks no hole (it would fail every input), or a mask folder
-    that holds a mask for none of the inputs, is a usage error (a folder without masks for
-    some of them: those images fail)."""
+    image, is damaged (truncated), marks no hole or (unless `resize`) has the size of no input
+    (it would fail every input), or a mask folder that holds a mask for none of the inputs, is
+    a usage error (a folder without masks for some of them: those images fail)."""
     if mask_spec.is_file():
         try:
             width, height = read_size(mask_spec)
             load_mask(mask_spec, (height, width))  # decoded once: every pixel must be there
         except ImageError as error:
             raise AdaCodeError(f"--mask {error}") from error
+        if not resize:
+            _refuse_if_no_input_fits(inputs, mask_spec, (width, height))
         return [mask_spec]
     found = []
     index = mask_index(mask_spec) if mask_spec.is_dir() else None
@@ -155,3 +157,27 @@ def masks_for(inputs: list[Path], mask_spec: Path) -> list[Path]:
     if not found:
         raise AdaCodeError(f"{mask_spec}: no mask named after any input (<input stem>.<ext>)")
     return sorted(set(found))
+
+
+def _refuse_if_no_input_fits(inputs: list[Path], mask: Path, size: tuple[int, int]) -> None:
+    """One mask whose size no input image has would fail every input: a usage error. Headers
+    are read until one input fits; either orientation counts (only decoding settles a rare
+    late EXIF), and a video or an unreadable input leaves the verdict to each image."""
+    sizes: dict[Path, tuple[int, int]] = {}
+    for path in inputs:
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            return
+        try:
+            width, height = read_size(path)
+        except ImageError:
+            return
+        if size in ((width, height), (height, width)):
+            return
+        sizes[path] = (width, height)
+    if sizes:
+        first, (width, height) = next(iter(sizes.items()))
+        raise AdaCodeError(
+            f"--mask {mask}: the mask is {size[0]}x{size[1]} but no input is (e.g. {first} is "
+            f"{width}x{height}); pass --resize-mask to resize it, or supply a mask of the "
+            "images' size"
+        )

@@ -166,6 +166,9 @@ def plan_run(
         raise AdaCodeError(
             f"{request.output}: {len(inputs)} inputs need an output folder, not a file"
         )
+    if writes_a_file and request.suffix:
+        raise AdaCodeError(f"--suffix {request.suffix!r} is added to names made in an output "
+                           f"folder, but {request.output} names the result itself; leave it out")
     if not writes_a_file:
         _check_folder_name(request, inputs)
     plans = [_planned(source, input_root, request) for source in inputs]
@@ -226,12 +229,18 @@ def earlier_results(inputs: list[Path], *, input_root: Path | None,
 
 def _planned(source: Path, input_root: Path | None, request: OutputRequest) -> PlannedImage:
     """Every path `source`'s restoration writes, unchecked: the result and its side files, or
-    for a video the result and its work folder (side files are written for images only)."""
+    for a video the result and its work folder. Side files are made for images only: asked
+    for a video, one is refused rather than silently left out."""
     video = is_video_input(source, request.animated)
     result = plan_output(source, input_root=input_root, output=request.output,
                          task=request.task, ext=request.ext, suffix=request.suffix, video=video,
                          as_folder=request.as_folder)
     if video:
+        for side in request.side_files:
+            raise AdaCodeError(
+                f"{source}: a video gets no {side.label} ({side.option} writes one per image); "
+                f"leave out {side.option}, or restore the videos separately"
+            )
         return PlannedImage(source, result, work_folder=work_folder(result))
     return PlannedImage(source, result, tuple((side, side.path(result))
                                               for side in request.side_files))

@@ -10,13 +10,10 @@ nothing about URLs or terminals.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import pickle
 import pickletools
-import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +22,15 @@ import torch
 from adacode_cli.atomic import atomic_save
 from adacode_cli.errors import CheckpointError
 from adacode_cli.model.config import AdaCodeConfig
-from adacode_cli.model.networks import AdaCodeNet, build_network
-
-FORMAT_NAME = "adacode"
-FORMAT_VERSION = "1"
-STRAY_PREFIXES = (
-    "conv_semantic.",
-    "vgg_feat_extractor.",
-    "contrast_cri.",
-    "weight_cri.",
-    "multiscale_encoder.upsampler.",
-    "sft_fusion_group.",
+from adacode_cli.model.detect import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    clean_official,
+    config_from_metadata,
+    infer_config,
+    naming,
 )
-DERIVED_SUFFIXES = ("attn_mask", "relative_position_index")
+from adacode_cli.model.networks import AdaCodeNet, build_network
 
 StateDict = dict[str, torch.Tensor]
 
@@ -113,94 +106,6 @@ def read_official(path: Path) -> StateDict:
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise CheckpointError(f"{path}: no state dict of tensors found")
     return {str(k).removeprefix("module."): v for k, v in data.items()}
-
-
-def clean_official(state: StateDict, keep_semantic: bool = False) -> StateDict:
-    """Drop training-only heads, loss buffers and buffers we derive (masks, index tables)."""
-    stray = tuple(p for p in STRAY_PREFIXES if not (keep_semantic and p == "conv_semantic."))
-    return {
-        k: v
-        for k, v in state.items()
-        if not k.startswith(stray) and not k.endswith(DERIVED_SUFFIXES)
-    }
-
-
-def _indices(state: StateDict, pattern: str) -> list[int]:
-    regex = re.compile(pattern)
-    return sorted({int(m.group(1)) for k in state if (m := regex.match(k))})
-
-
-def _dim(state: StateDict, key: str, axis: int) -> int:
-    """Size `axis` of tensor `key`; a missing tensor or one of too few dimensions is named."""
-    if key not in state:
-        raise CheckpointError(f"not an AdaCode network: tensor '{key}' is missing")
-    shape = state[key].shape
-    if len(shape) <= axis:
-        raise CheckpointError(
-            f"not an AdaCode network: tensor '{key}' has shape {tuple(shape)}, too few dimensions"
-        )
-    return int(shape[axis])
-
-
-def infer_config(state: StateDict) -> AdaCodeConfig:
-    """Derive the architecture from tensor names and shapes (spandrel-style detection)."""
-    codebooks = _indices(state, r"quantize_group\.(\d+)\.embedding\.weight$")
-    if not codebooks:
-        raise CheckpointError("not an AdaCode network: no 'quantize_group.N.embedding.weight'")
-    sizes = tuple(_dim(state, f"quantize_group.{i}.embedding.weight", 0) for i in codebooks)
-    dims = tuple(_dim(state, f"quantize_group.{i}.embedding.weight", 1) for i in codebooks)
-    decoders = _indices(state, r"decoder_group\.(\d+)\.block\.1\.weight$")
-    if not decoders:
-        raise CheckpointError("not an AdaCode network: no 'decoder_group.N.block.1.weight'")
-    latent = _dim(state, "before_quant_group.0.weight", 1)
-    widths = [_dim(state, f"decoder_group.{i}.block.1.weight", 0) for i in decoders]
-    channels = (latent, *widths)
-    in_channels = _dim(state, "multiscale_encoder.in_conv.weight", 1)
-    blocks = _indices(state, r"multiscale_encoder\.blocks\.(\d+)\.")
-    swin_at = _indices(state, r"multiscale_encoder\.blocks\.(\d+)\.swin_blks\.")
-    extra: dict[str, object] = {}
-    if "after_quant_group.0.conv.weight" in state:
-        stage, scale, swin_prefix = "vqgan", 1, None
-        if "conv_semantic.0.weight" in state:
-            extra["semantic_channels"] = _dim(state, "conv_semantic.0.weight", 0)
-    elif swin_at:
-        stage, swin_prefix = "restore", f"multiscale_encoder.blocks.{swin_at[0]}"
-        scale = 2 ** (len(channels) - 1 - swin_at[0])
-    else:
-        stage, scale, swin_prefix = "recon", 1, None
-    if stage != "vqgan":
-        swin_prefix = "weight_predictor.blocks.0"
-    elif blocks and len(blocks) != len(channels) - 1:
-        raise CheckpointError("not an AdaCode network: encoder depth does not match the decoder")
-    swin: dict[str, object] = {}
-    if swin_prefix is not None:
-        layers = _indices(state, rf"{re.escape(swin_prefix)}\.swin_blks\.(\d+)\.")
-        depth = _indices(
-            state, rf"{re.escape(swin_prefix)}\.swin_blks\.0\.residual_group\.blocks\.(\d+)\."
-        )
-        block = f"{swin_prefix}.swin_blks.0.residual_group.blocks.0"
-        table = f"{block}.attn.relative_position_bias_table"
-        hidden = _dim(state, f"{block}.mlp.fc1.weight", 0)
-        swin = {
-            "swin_layers": len(layers),
-            "swin_depth": len(depth),
-            "swin_heads": _dim(state, table, 1),
-            "window_size": (round(_dim(state, table, 0) ** 0.5) + 1) // 2,
-            "mlp_ratio": hidden / latent,
-        }
-    if stage != "vqgan":
-        predictor_out = _dim(state, "weight_predictor.blocks.1.weight", 0)
-        if predictor_out != len(sizes):
-            raise CheckpointError(
-                f"weight predictor has {predictor_out} outputs but there are {len(sizes)} codebooks"
-            )
-    try:
-        return AdaCodeConfig(
-            stage=stage, scale=scale, codebook_sizes=sizes, codebook_dims=dims,
-            channels=channels, in_channels=in_channels, **swin, **extra,  # type: ignore[arg-type]
-        )
-    except ValueError as error:
-        raise CheckpointError(f"not a supported AdaCode network: {error}") from error
 
 
 def check_state(
@@ -295,19 +200,11 @@ def read_safetensors(path: Path) -> tuple[AdaCodeConfig, StateDict]:
         raise unreadable(path, error) from error
     except (SafetensorError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: truncated or not a safetensors file") from error
-    if metadata.get("format") != FORMAT_NAME or "config" not in metadata:
+    config = config_from_metadata(metadata, path)
+    if config is None:
         with naming(path):
             config = infer_config(clean_official(state))
         return config, clean_official(state, keep_semantic=config.stage == "vqgan")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: format version {metadata.get('format_version')} is not supported by this "
-            "adacode; upgrade adacode"
-        )
-    try:
-        config = AdaCodeConfig.from_dict(json.loads(metadata["config"]))
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: invalid config metadata ({error})") from error
     return config, state
 
 
@@ -320,17 +217,6 @@ def is_safetensors(path: Path) -> bool:
     except OSError as error:
         raise unreadable(path, error) from error
     return len(head) == 9 and head[8:9] == b"{"
-
-
-@contextlib.contextmanager
-def naming(path: Path) -> Iterator[None]:
-    """Make every CheckpointError raised inside name the file it is about (once)."""
-    try:
-        yield
-    except CheckpointError as error:
-        if str(error).startswith(f"{path}:"):
-            raise
-        raise CheckpointError(f"{path}: {error}") from error
 
 
 def read_checkpoint(path: Path) -> tuple[AdaCodeConfig, StateDict]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adacode_cli.engine.device_names import DEVICE_CHOICES, is_device_name
 from adacode_cli.errors import AdaCodeError
 
 STAGES = (1, 2, 3)
@@ -350,6 +351,7 @@ def validate(config: TrainConfig) -> None:
         (t.iters > 0, "train.iters must be positive"),
         (t.threads >= 0, "train.threads must be 0 (default) or more"),
         (t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}"),
+        (is_device_name(t.device), f"train.device must be {DEVICE_CHOICES}, not {t.device!r}"),
         (config.task.task in TASKS, f"task.task must be one of {', '.join(TASKS)}"),
         (config.task.task == "inpaint" or config.task.scale in (2, 4), "task.scale must be 2 or 4"),
         (d.batch_size > 0, "data.batch_size must be positive"),

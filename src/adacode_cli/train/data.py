@@ -12,6 +12,7 @@ rank `r` reads its own block of the iteration's positions, which together cover 
 from __future__ import annotations
 
 import hashlib
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,8 +162,16 @@ def make_loader(
     """A DataLoader over the stream; worker processes only change speed, never the samples."""
     return DataLoader(
         dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-        persistent_workers=False,
+        persistent_workers=False, worker_init_fn=_leave_stops_to_the_trainer,
     )
+
+
+def _leave_stops_to_the_trainer(worker: int) -> None:
+    """A Ctrl-C or SIGTERM reaches the loader's workers too (the terminal's process group;
+    torchrun signals each worker's group): a worker that died of it would fail the batch the
+    trainer fetches next, before the trainer could save the run. The trainer stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @dataclass

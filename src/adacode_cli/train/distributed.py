@@ -65,6 +65,15 @@ class DistContext:
         dist.all_gather_object(out, text)
         return out
 
+    def anyone(self, flag: bool) -> bool:
+        """Whether `flag` holds on any process: a stop that every rank must take at the same
+        iteration (a rank stopping alone would leave the others waiting in a collective)."""
+        if not self.distributed:
+            return flag
+        tensor = torch.tensor([int(flag)], device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return bool(tensor.item())
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()

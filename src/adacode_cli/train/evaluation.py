@@ -38,6 +38,9 @@ class Pairing:
 
 def match_pairs(restored: Path, reference: Path) -> Pairing:
     """Two files, or two folders matched by relative path minus extension (a.png ~ a.jpg)."""
+    for path in (restored, reference):
+        if not path.exists():
+            raise AdaCodeError(f"{path}: no such file or folder")
     if restored.is_file() and reference.is_file():
         return Pairing([ImagePair(restored.stem, restored, reference)])
     if restored.is_file() or reference.is_file():

@@ -22,6 +22,7 @@ from adacode_cli.model.checkpoint import load_state_strict, read_checkpoint, sav
 from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.model.networks import build_network
 from adacode_cli.model.swin import SwinBlock, shift_mask
+from adacode_cli.train.preflight import check_export
 from adacode_cli.train.state import Checkpoint, RunFolder
 
 OFFICIAL_LATENT = 32  # the official SwinLayers' input_resolution, where its masks are computed
@@ -48,9 +49,7 @@ def pick_checkpoint(run: RunFolder, which: str) -> Checkpoint:
             )
         raise AdaCodeError(f"{run.root}: the run has no checkpoint yet")
     chosen = {"auto": run.best() or run.latest(), "best": run.best(), "latest": run.latest()}
-    if which not in chosen:
-        raise AdaCodeError(f"unknown checkpoint {which!r}: use auto, best or latest")
-    if chosen[which] is None:
+    if chosen[which] is None:  # `check_export` refused any other `which`
         raise AdaCodeError(f"{run.root}: no best checkpoint (the run never validated: --val)")
     return chosen[which]  # type: ignore[return-value]
 
@@ -59,11 +58,7 @@ def export_run(
     run_path: Path, out: Path, *, which: str = "auto", official_keys: bool = False
 ) -> Exported:
     """Write the run's generator to `out` (.safetensors, or .pth with `official_keys`)."""
-    suffix = ".pth" if official_keys else ".safetensors"
-    if out.suffix != suffix:
-        raise AdaCodeError(f"{out}: name the output *{suffix}"
-                           + (" (--official-keys writes a PyTorch pickle)" if official_keys
-                              else " (or pass --official-keys for a .pth)"))
+    check_export(Path(run_path), Path(out), which, official_keys)
     run = RunFolder(run_path)
     checkpoint = pick_checkpoint(run, which)
     config, state = read_checkpoint(checkpoint.net_g)

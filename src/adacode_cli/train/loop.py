@@ -301,7 +301,9 @@ class Trainer:
         loader = make_loader(self.recipe.data, sampler, config.data.workers,
                              pin_memory=self.device.type == "cuda")
         try:
-            with StopRequest(not context.distributed) as stop:
+            # Ctrl-C or SIGTERM (a time limit, torchrun passing a Ctrl-C on): every rank finishes
+            # the iteration, the run is saved, and it stops (exit 130, continue with --resume)
+            with StopRequest(terminate=True, escalate=not context.distributed) as stop:
                 self._iterate(start, iter(loader), stop)
             self.display.message(self._summary())
         finally:
@@ -322,11 +324,11 @@ class Trainer:
                 self._log(iteration)
             last = iteration == total
             if self.recipe.validation and (iteration % config.val.every == 0 or last):
-                self._validation(iteration)
+                self._validation(iteration, stop)
             if iteration % config.log.checkpoint_every == 0 or last:
                 self.save(iteration)
                 saved = iteration
-            if stop.requested:
+            if self.context.anyone(stop.requested):
                 if saved != iteration:
                     self.save(iteration)
                 self.display.message(
@@ -348,10 +350,13 @@ class Trainer:
             self.run_folder.append(self.run_folder.metrics, row)
             self.display.losses(iteration, values)
 
-    def _validation(self, iteration: int) -> None:
+    def _validation(self, iteration: int, stop: StopRequest) -> None:
         if not self.context.is_main:
             return
-        metrics = self._validate()
+        metrics = self._validate(stop)
+        if metrics is None:
+            self.display.message(f"validation at iteration {iteration} left out: stopping")
+            return
         better = self._is_better(metrics)
         self.run_folder.append(self.run_folder.validation,
                                self.validator.row(iteration, metrics, better))
@@ -361,9 +366,9 @@ class Trainer:
         self.display.validation(iteration, metrics, self.validator.baseline,
                                 self.recipe.baseline_name, self.config.val.crop_border, better)
 
-    def _validate(self) -> dict[str, float]:
+    def _validate(self, stop: StopRequest | None = None) -> dict[str, float] | None:
         self.g.eval()
-        metrics = self.validator.scores(self.g)
+        metrics = self.validator.scores(self.g, stop or (lambda: False))
         self._train_mode()
         return metrics
 

@@ -6,7 +6,8 @@ loss.KEY=...`, `adacode train config`, the non-negative check) and the `l_NAME` 
 metrics.jsonl follow from the declaration. The function gets every output of the step
 (`LossInputs`) and returns the unweighted term, or None when it does not apply to this step
 (no LPIPS network, GAN not started yet). Terms are summed in declaration order, the order of
-the official code.
+the official code. The declarations need no torch (`adacode train config` and the config checks
+read them before torch is imported); the functions import the losses when they first run.
 """
 
 from __future__ import annotations
@@ -15,25 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from adacode_cli.train.losses import (
-    GAN_LOSS_WEIGHT,
-    SEMANTIC_LOSS_WEIGHT,
-    ContrastiveLoss,
-    feature_loss,
-    hinge_g_loss,
-    l1_loss,
-    semantic_loss,
-)
-
 if TYPE_CHECKING:
+    import torch
+
     from adacode_cli.model.networks import NetworkOutput
     from adacode_cli.train.losses import LPIPS
     from adacode_cli.train.vgg import VGGFeatures
 
 ALL_STAGES = (1, 2, 3)
 SEMANTIC_LAYER = "relu4_4"
+GAN_LOSS_WEIGHT = 0.1  # every official stage: gan_opt.loss_weight, generator side only
+SEMANTIC_LOSS_WEIGHT = 0.1
 
 
 @dataclass
@@ -97,6 +90,10 @@ def _codebook(x: LossInputs) -> torch.Tensor:
 @loss_term("semantic", "l_semantic", SEMANTIC_LOSS_WEIGHT, "Semantic loss weight (VGG19 "
            "relu4_4 regression); 0 = --no-semantic.", (1,))
 def _semantic(x: LossInputs) -> torch.Tensor | None:
+    import torch
+
+    from adacode_cli.train.losses import semantic_loss
+
     if x.vgg is None or x.out.semantic is None:
         return None
     with torch.no_grad():
@@ -107,6 +104,8 @@ def _semantic(x: LossInputs) -> torch.Tensor | None:
 @loss_term("before_quant", "l_before_quant", 0.0, "Feature loss on the encoder output vs the "
            "teacher's.", (3,))
 def _before_quant(x: LossInputs) -> torch.Tensor:
+    from adacode_cli.train.losses import feature_loss
+
     assert x.teacher is not None
     return feature_loss(x.out.latent, x.teacher.latent)
 
@@ -114,6 +113,8 @@ def _before_quant(x: LossInputs) -> torch.Tensor:
 @loss_term("after_quant", "l_after_quant", 1.0, "Feature loss on the fused codebook features "
            "vs the teacher's.", (3,))
 def _after_quant(x: LossInputs) -> torch.Tensor:
+    from adacode_cli.train.losses import feature_loss
+
     assert x.teacher is not None
     return feature_loss(x.out.fused, x.teacher.fused)
 
@@ -121,12 +122,16 @@ def _after_quant(x: LossInputs) -> torch.Tensor:
 @loss_term("contrast", "l_contrast", 1.0, "Contrastive loss between student and teacher "
            "encoder features.", (3,))
 def _contrast(x: LossInputs) -> torch.Tensor:
+    from adacode_cli.train.losses import ContrastiveLoss
+
     assert x.teacher is not None
     return ContrastiveLoss()(x.out.latent, x.teacher.latent)
 
 
 @loss_term("pixel", "l_pix", 1.0, "L1 loss weight.")
 def _pixel(x: LossInputs) -> torch.Tensor:
+    from adacode_cli.train.losses import l1_loss
+
     return l1_loss(x.out.image, x.gt)
 
 
@@ -138,4 +143,6 @@ def _perceptual(x: LossInputs) -> torch.Tensor | None:
 @loss_term("gan", "l_g_gan", GAN_LOSS_WEIGHT, "Hinge GAN loss weight (generator side); "
            "0 = --no-gan.")
 def _gan(x: LossInputs) -> torch.Tensor | None:
+    from adacode_cli.train.losses import hinge_g_loss
+
     return None if x.discriminator is None else hinge_g_loss(x.discriminator(x.out.image), 1.0)

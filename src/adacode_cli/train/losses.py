@@ -16,11 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from adacode_cli.model.quantizer import gram_loss
+from adacode_cli.train.loss_terms import GAN_LOSS_WEIGHT
 from adacode_cli.train.state_files import load_strict
 from adacode_cli.train.vgg import VGGFeatures
 
-GAN_LOSS_WEIGHT = 0.1  # every official stage: gan_opt.loss_weight, generator side only
-SEMANTIC_LOSS_WEIGHT = 0.1
 CONTRAST_TEMPERATURE = 0.5
 LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 _LPIPS_CHANNELS = (64, 128, 256, 512, 512)

@@ -56,6 +56,7 @@ from adacode_cli.train.loss_networks import (
 )
 from adacode_cli.train.loss_terms import SEMANTIC_LAYER
 from adacode_cli.train.losses import LPIPS
+from adacode_cli.train.preflight import check_run_paths, refuse_unless_recon
 from adacode_cli.train.state import Checkpoint, RunFolder, read_discriminator, stage1_runs
 from adacode_cli.train.vgg import VGGFeatures
 
@@ -90,6 +91,7 @@ def train(
     job of the stage in turn. A fresh run that fails before its first checkpoint leaves no run
     folder behind, so the corrected command runs as typed."""
     validate(config)
+    check_run_paths(config, Path(output))
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     existed = Path(output).exists()
@@ -150,8 +152,6 @@ def _discard_unstarted(jobs: list[Job], output: Path, keep_root: bool) -> None:
 
 def _jobs(config: TrainConfig, output: Path, resume: bool) -> list[Job]:
     """The runs this command trains (stage 1: one per category) and their resume points."""
-    if not config.paths.data:
-        raise ConfigError("no training images: pass --data DIR (or set paths.data)")
     data = Path(config.paths.data)
     configs = [(config, output)]
     if config.stage == 1:
@@ -248,9 +248,7 @@ def _init_needs(config: TrainConfig) -> list[WeightsNeed]:
         return []
     from adacode_cli.weights.registry import load_registry
 
-    entry = load_registry().entries.get(spec)
-    if entry is None:
-        raise ConfigError(f"--init {spec}: no such run, weights file or registry name")
+    entry = load_registry().entries[spec]  # `check_run_paths` refused any other name
     needs = [WeightsNeed((spec,), "the stage-2 network to start from", "--init RUN|FILE")]
     if entry.discriminator and config.loss.gan > 0 and not config.paths.init_d:
         needs.append(WeightsNeed((entry.discriminator,), "its discriminator",
@@ -268,17 +266,13 @@ def _registry_discriminator(name: str) -> str | None:
 
 def _read_codebooks(sources: list[str]) -> list[torch.Tensor]:
     """Codebook 0 of each stage-1 run (its best checkpoint, else its latest) or weights file."""
-    if not sources:
-        raise ConfigError("stage 2 needs the stage-1 codebooks: pass --codebooks RUN (repeatable)")
     files: list[Path] = []
     for source in sources:
         path = Path(source)
         if path.is_dir():
             files += [RunFolder(run).weights().net_g for run in stage1_runs(path)]
-        elif path.is_file():
+        else:  # `check_run_paths` made sure it is a weights file
             files.append(path)
-        else:
-            raise ConfigError(f"--codebooks {source}: no such run folder or weights file")
     codebooks = []
     for file in files:
         _, state = read_checkpoint(file)
@@ -292,8 +286,6 @@ def _read_codebooks(sources: list[str]) -> list[torch.Tensor]:
 def _read_init(spec: str, spec_d: str, weights: dict[str, Path]) -> Init:
     """The stage-2 network to start from: a run, a weights file or a registry name (whose
     files `weights` holds, fetched by the up-front check)."""
-    if not spec:
-        raise ConfigError("stage 3 starts from a stage-2 network: pass --init RUN|FILE|recon")
     path, d_path = Path(spec), Path(spec_d) if spec_d else None
     if path.is_dir():
         checkpoint = RunFolder(path).weights()
@@ -305,9 +297,7 @@ def _read_init(spec: str, spec_d: str, weights: dict[str, Path]) -> Init:
         if d_path is None:
             d_path = weights.get(_registry_discriminator(spec) or "")
     config, state = read_checkpoint(path)
-    if config.stage != "recon":
-        raise ConfigError(f"--init {spec} is a {config.task} network; stage 3 needs a stage-2 "
-                          "(recon) network")
+    refuse_unless_recon(spec, config)
     return Init(config, state, read_discriminator(d_path) if d_path else None)
 
 

@@ -9,6 +9,7 @@ picks the best checkpoint is `val.key_metric`, or PSNR when it asks for LPIPS wi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,11 +40,16 @@ class Validator:
         self.baseline: dict[str, float] | None = None
 
     @torch.no_grad()
-    def scores(self, network: nn.Module) -> dict[str, float]:
+    def scores(self, network: nn.Module, should_stop: Callable[[], bool] = lambda: False
+               ) -> dict[str, float] | None:
         """Mean scores of `network` (in eval mode) over the samples; the baseline's on the first
-        call, into `self.baseline`."""
+        call, into `self.baseline`. None when `should_stop` turns true between samples: a
+        stop request (a cluster's time limit leaves seconds) must not wait for a long
+        validation set, and a mean over part of it would mislead."""
         rows = []
         for sample in self.samples:
+            if should_stop():
+                return None
             output, _ = restore_whole(network, sample.lq.to(self.device))
             rows.append(self._score(sample, output[0].float().permute(1, 2, 0).cpu().numpy()))
         if self.baseline is None:

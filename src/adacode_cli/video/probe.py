@@ -27,6 +27,7 @@ DECODE_TO_COUNT = frozenset({"webp_anim", "webp", "apng"})
 _STREAM = re.compile(r"^\s*Stream #0:(\d+)\S*: (Video|Audio): ([\w-]+)")
 _SIZE = re.compile(r", (\d+)x(\d+)[ ,\[]")
 _FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
+_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _ASPECT = re.compile(r"SAR (\d+):(\d+)")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 
@@ -73,6 +74,18 @@ def probe_video(path: Path) -> VideoInfo:
         frames = len(timestamps)
     return VideoInfo(stream, codec, size[0], size[1], frames, rate, rotation, audio, variable,
                      aspect)
+
+
+def header_pixels(path: Path) -> int:
+    """The pixels a video holds (frame size x duration x frame rate), from the container header
+    alone: one ffmpeg run that reads no packets, cheap enough to weigh every video of a job
+    before it is shared out. One frame's worth where the header gives no duration or rate."""
+    header = _header(path)
+    _, _, (width, height), _, rate, _ = _video_stream(path, header)
+    seconds = next((int(found.group(1)) * 3600 + int(found.group(2)) * 60 + float(found.group(3))
+                    for line in header if (found := _DURATION.search(line))), None)
+    frames = 1 if seconds is None or rate is None else max(1, round(seconds * rate))
+    return width * height * frames
 
 
 @functools.cache

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adacode_cli.errors import WeightsError
+from adacode_cli.model.config import AdaCodeConfig
 from adacode_cli.weights.cache import (
     CachePaths,
     clean_leftovers,
@@ -21,6 +22,7 @@ from adacode_cli.weights.cache import (
     verify_cached,
 )
 from adacode_cli.weights.download import notify
+from adacode_cli.weights.header import held_config
 from adacode_cli.weights.install import install
 from adacode_cli.weights.lock import exclusive_lock, writers_lock
 from adacode_cli.weights.registry import MIRROR_ENV, Registry, WeightsEntry, load_registry
@@ -177,10 +179,23 @@ def describe_model(task: str, scale: int | None, kind: str = "adacode") -> str:
     return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
 
 
+def check_weights_file(path: Path, task: str, scale: int | None) -> AdaCodeConfig | None:
+    """Before torch loads: `path` must be a weights file whose network suits `task` at `scale`
+    (when its header cannot tell, None, `refuse_unfit_model` runs once the model is loaded).
+    Returns the network's config."""
+    held = held_config(path)
+    if held is not None:
+        refuse_unfit_model(path, held.task, held.scale, task, scale)
+    return held
+
+
 def refuse_unfit_model(
     path: Path, held_task: str, held_scale: int, task: str, scale: int | None
 ) -> None:
-    """Refuse a weights file whose network is for another task or scale than the command's."""
+    """Refuse a weights file whose network is for another task or scale than the command's
+    (a stage-1 VQGAN reconstructs its input too, so it suits `recon`)."""
+    if task == "recon" and held_task == "vqgan":
+        held_task = "recon"
     if held_task == task and scale in (None, held_scale):
         return
     raise WeightsError(
