@@ -17,7 +17,7 @@ from PIL import Image, ImageCms, ImageOps
 from adacode_cli.errors import ImageError
 from adacode_cli.images.decode import MemoryBudget, read_image, read_size
 from adacode_cli.images.png16 import encode_png16
-from adacode_cli.images.tiff16 import NO_COMPRESSION, encode_tiff16
+from adacode_cli.images.tiff16 import NO_COMPRESSION, encode_tiff
 
 RNG = np.random.default_rng(7)
 
@@ -142,7 +142,7 @@ def test_16_bit_grey_png_from_pillow(tmp_path: Path) -> None:
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_16_bit_tiff(tmp_path: Path, channels: int, compression: int) -> None:
     pixels = RNG.integers(0, 65536, (7, 6, channels), dtype=np.uint16)
-    (tmp_path / "t.tif").write_bytes(encode_tiff16(pixels, compression=compression))
+    (tmp_path / "t.tif").write_bytes(encode_tiff(pixels, compression=compression))
     loaded = read_image(tmp_path / "t.tif")
     assert loaded.bit_depth == 16 and loaded.format == "TIFF"
     assert np.array_equal(loaded.rgb[..., 0], pixels[..., 0])

@@ -142,3 +142,37 @@ def test_earlier_results_in_the_same_folder(tmp_path: Path) -> None:
     assert earlier_results([a, a_r], input_root=folder, request=request) == {a_r}
     [planned] = plan_run([a], input_root=folder, request=request)
     assert planned.result == a_r and planned.existing == (a_r,)
+
+
+@pytest.mark.parametrize("separator", sorted({"/", os.sep}))
+def test_a_trailing_separator_makes_any_output_a_folder(photos: Path, tmp_path: Path,
+                                                        separator: str) -> None:
+    """`sr a.png newdir.png/` writes newdir.png/a.png, as `cp a.png newdir.png/` would (Typer's
+    Path drops the slash, so the plan gets the user's spelling); a video's result too."""
+    source = photos / "b.png"
+    for name in ("newdir.png", "clip.mp4", "notes.txt"):
+        spelled = str(tmp_path / name) + separator
+        request = OutputRequest.spelled(spelled, "sr")
+        assert not request.names_one_file
+        [planned] = plan_run([source], input_root=photos, request=request)
+        assert planned.result == tmp_path / name / "b.png"
+    unspelled = OutputRequest.spelled(str(tmp_path / "newdir.png"), "sr")
+    assert unspelled.names_one_file
+    video = tmp_path / "in" / "clip.mkv"
+    [planned] = plan_run([video], input_root=video.parent,
+                         request=OutputRequest.spelled(f"{tmp_path / 'out.mp4'}/", "sr"))
+    assert planned.result == tmp_path / "out.mp4" / "clip.mp4"
+
+
+def test_a_trailing_separator_on_a_file_is_refused(photos: Path) -> None:
+    from adacode_cli.images.inputs import spelled_path
+    from adacode_cli.images.outputs import file_output
+
+    with pytest.raises(AdaCodeError, match=r"b\.png/: is a file, but the trailing '/' names a"):
+        OutputRequest.spelled(f"{photos / 'b.png'}/", "sr")
+    with pytest.raises(AdaCodeError, match=r"b\.png/: is a file, but the trailing '/'"):
+        collect_inputs(f"{photos / 'b.png'}/", False)
+    with pytest.raises(AdaCodeError, match=r"x\.safetensors/: the output is one file"):
+        file_output("x.safetensors/")
+    assert spelled_path(f"{photos / 'folder.png'}/") == photos / "folder.png"
+    assert file_output("x.safetensors") == Path("x.safetensors")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 
 from adacode_cli.errors import AdaCodeError, ImageError, WeightsError
-from adacode_cli.images.inputs import output_suffix, resolved
+from adacode_cli.images.inputs import output_suffix, resolved, spelled_path
 from adacode_cli.images.outputs import PlannedImage, SideFile, check_planned
 
 if TYPE_CHECKING:
@@ -103,8 +103,8 @@ def masks(
 
 
 def evaluate(
-    restored: Path = typer.Argument(..., help="Restored image, or folder of them."),
-    reference: Path = typer.Argument(..., help="Ground-truth image, or folder (matched by name)."),
+    restored: str = typer.Argument(..., help="Restored image, or folder of them."),
+    reference: str = typer.Argument(..., help="Ground-truth image, or folder (matched by name)."),
     crop_border: int = typer.Option(4, "--crop-border", min=0, help="Pixels ignored per side."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     lpips: bool = typer.Option(False, "--lpips", help="Add LPIPS (VGG), needs its weights."),
@@ -125,7 +125,7 @@ def evaluate(
     from adacode_cli.train.evaluation import match_pairs, mean_scores, score_pair
 
     _check_lpips_files(lpips, {"--vgg16-weights": vgg16_weights, "--lpips-weights": lpips_weights})
-    pairing = match_pairs(restored, reference)
+    pairing = match_pairs(spelled_path(restored), spelled_path(reference))
     for side, names in (("restored", pairing.restored_only), ("reference", pairing.reference_only)):
         if names:
             message = f"warning: {len(names)} {side} image(s) without a partner, e.g. {names[0]}"

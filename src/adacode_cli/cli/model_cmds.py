@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 
 def convert(
-    src: Path = typer.Argument(..., help="Official AdaCode .pth (or one of our .safetensors)."),
-    dst: Path = typer.Argument(..., help="Output .safetensors file."),
+    src_spelling: str = typer.Argument(..., metavar="SRC",
+                                       help="Official AdaCode .pth (or one of our .safetensors)."),
+    dst_spelling: str = typer.Argument(..., metavar="DST", help="Output .safetensors file."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing on success."),
 ) -> None:
     """Convert an official checkpoint to adacode's self-describing safetensors format."""
     from adacode_cli.errors import AdaCodeError
-    from adacode_cli.images.outputs import check_output_file
+    from adacode_cli.images.inputs import spelled_path
+    from adacode_cli.images.outputs import check_output_file, file_output
     from adacode_cli.weights.header import held_config
 
+    src, dst = spelled_path(src_spelling), file_output(dst_spelling)
     if dst.suffix != ".safetensors":
         raise AdaCodeError(f"{dst}: the output must end in .safetensors")
     check_output_file(src, dst)  # before torch loads: a mistake is reported at once
@@ -29,14 +30,17 @@ def convert(
 
 
 def info(
-    file: Path = typer.Argument(..., help="A .safetensors or official .pth weights file."),
+    spelling: str = typer.Argument(..., metavar="FILE",
+                                   help="A .safetensors or official .pth weights file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show the detected network kind, task, scale, configuration and parameter count."""
     import json
 
+    from adacode_cli.images.inputs import spelled_path
     from adacode_cli.weights.header import held_config
 
+    file = spelled_path(spelling)
     held_config(file)  # before torch loads: a file that is no AdaCode network is named at once
     from adacode_cli.model.checkpoint import check_layout, read_checkpoint
 

@@ -6,8 +6,6 @@ Only typer is imported here; the engine, torch and the image layer load inside e
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from adacode_cli.cli.options import SharedOptions, with_shared_options
@@ -20,7 +18,8 @@ INPUT_HELP = (
 def _output_help(task: str) -> str:
     return (
         f"Output folder, created if missing (default: ./adacode-{task}/), or for one input file "
-        "a file name with an image extension (a video container for a video)."
+        "a file name with an image extension (a video container for a video). A trailing / "
+        "always means a folder."
     )
 
 
@@ -33,7 +32,7 @@ def _validate_scale(scale: int | None) -> int | None:
 @with_shared_options
 def sr(
     input_spec: str = typer.Argument(..., metavar="INPUT", help=INPUT_HELP),
-    output: Path | None = typer.Argument(None, metavar="OUTPUT", help=_output_help("sr")),
+    output: str | None = typer.Argument(None, metavar="OUTPUT", help=_output_help("sr")),
     scale: int | None = typer.Option(
         None, "--scale", "-s", callback=_validate_scale,
         help="Network scale, 2 or 4 (default: the --weights file's, else 4).",
@@ -62,11 +61,11 @@ def sr(
 @with_shared_options
 def inpaint(
     input_spec: str = typer.Argument(..., metavar="INPUT", help=INPUT_HELP),
-    output: Path | None = typer.Argument(
+    output: str | None = typer.Argument(
         None, metavar="OUTPUT", help=_output_help("inpaint")
     ),
-    mask: Path = typer.Option(
-        ..., "--mask", "-m", exists=True,
+    mask: str = typer.Option(
+        ..., "--mask", "-m",
         help="Mask image (white/non-zero = hole) for every input, or a folder of masks matched "
         "to inputs by file stem (for a video: numbered per-frame masks, frame_000001.png, ...).",
     ),
@@ -88,17 +87,19 @@ def inpaint(
     """
     from adacode_cli.cli.run import run_restoration
     from adacode_cli.cli.tasks import Inpainting
+    from adacode_cli.images.inputs import spelled_path
     from adacode_cli.images.masks import masks_for
 
-    task = Inpainting(mask, dilate, paste_back, resize_mask)
+    mask_spec = spelled_path(mask)
+    task = Inpainting(mask_spec, dilate, paste_back, resize_mask)
     run_restoration("inpaint", input_spec, output, shared, make_task=lambda config: task,
-                    side_inputs=lambda inputs: masks_for(inputs, mask, resize_mask))
+                    side_inputs=lambda inputs: masks_for(inputs, mask_spec, resize_mask))
 
 
 @with_shared_options
 def recon(
     input_spec: str = typer.Argument(..., metavar="INPUT", help=INPUT_HELP),
-    output: Path | None = typer.Argument(None, metavar="OUTPUT", help=_output_help("recon")),
+    output: str | None = typer.Argument(None, metavar="OUTPUT", help=_output_help("recon")),
     *,
     shared: SharedOptions,
 ) -> None:

@@ -12,6 +12,7 @@ summary is printed, nothing partial is left, and the exit code is 130.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,13 +25,12 @@ from adacode_cli.atomic import remove_stale_temporaries
 from adacode_cli.cli.options import DEFAULT_CRF, DEFAULT_QUALITY, SharedOptions
 from adacode_cli.cli.scaleout import parse_shard
 from adacode_cli.errors import AdaCodeError, ExitCode
-from adacode_cli.images.inputs import Skipped, input_root, list_inputs, resolved
+from adacode_cli.images.inputs import Skipped, input_root, list_inputs, resolved, spelled_path
 from adacode_cli.images.outputs import (
     WEIGHT_MAP,
     OutputRequest,
     PlannedImage,
     earlier_results,
-    is_file_output,
     plan_run,
 )
 from adacode_cli.interrupt import StopRequest
@@ -58,7 +58,7 @@ class RunPlan:
 def run_restoration(
     task_name: str,
     input_spec: str,
-    output: Path | None,
+    output: str | None,
     shared: SharedOptions,
     *,
     make_task: Callable[[AdaCodeConfig], Task],
@@ -120,7 +120,7 @@ def run_restoration(
 def prepare_run(
     task_name: str,
     input_spec: str,
-    output: Path | None,
+    output: str | None,
     shared: SharedOptions,
     side_inputs: Callable[[list[Path]], list[Path]] | None = None,
     *,
@@ -130,8 +130,8 @@ def prepare_run(
     """Inputs, the output plan and the weights file, all checked (torch is not imported)."""
     parse_shard(shared.shard)  # a mistake in it is reported before any download
     listing = list_inputs(input_spec, shared.recursive)
-    request = OutputRequest(
-        output, task_name, shared.ext.value, shared.suffix,
+    request = OutputRequest.spelled(
+        output, task_name, ext=shared.ext.value, suffix=shared.suffix,
         side_files=(WEIGHT_MAP,) if shared.save_weight_map else (), animated=shared.animated,
     )
     inputs = _new_inputs(listing.files, input_spec, request)
@@ -218,7 +218,7 @@ def refuse_unused_options(
 def _new_inputs(inputs: list[Path], input_spec: str, request: OutputRequest) -> list[Path]:
     """The inputs less this run's own earlier results: those in an output folder inside the
     input folder, and those named as this run would name a result (same-folder runs)."""
-    if request.output is not None and is_file_output(request.output):
+    if request.names_one_file:
         return inputs
     root = resolved(input_root(input_spec))
     below = resolved(request.folder)
@@ -233,9 +233,11 @@ def _new_inputs(inputs: list[Path], input_spec: str, request: OutputRequest) -> 
 
 def _weights_file(spec: str | None) -> Path | None:
     """The `--weights` file, if it names one; a file we cannot read is a usage error now."""
-    if not spec or not Path(spec).expanduser().is_file():
+    if not spec:
         return None
-    path = Path(spec).expanduser()
+    path = spelled_path(os.path.expanduser(spec))  # `model.safetensors/` is no file
+    if not path.is_file():
+        return None
     try:
         with open(path, "rb") as weights:
             weights.read(1)

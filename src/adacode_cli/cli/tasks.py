@@ -17,7 +17,7 @@ import numpy as np
 
 from adacode_cli.errors import ImageError
 from adacode_cli.images.decode import LoadedImage
-from adacode_cli.images.depth import to_bit_depth
+from adacode_cli.images.depth import to_bit_depth, white
 from adacode_cli.images.masks import MaskSizeError, load_mask, match_mask
 from adacode_cli.images.resize import resize_lanczos
 
@@ -95,7 +95,7 @@ class Inpainting:
                 f"{error}; pass --resize-mask to resize it, or supply a mask of the image's size"
             ) from error
         filled = image.rgb.copy()
-        filled[holes] = np.iinfo(filled.dtype).max
+        filled[holes] = white(filled.dtype)
         if not self.paste_back:
             return PreparedImage(filled)
 

@@ -228,17 +228,18 @@ def show_config(
 @train_app.command("export")
 def export(
     run: Path = typer.Argument(..., help="A run folder (stage 1: one category's run)."),
-    out: Path = typer.Argument(..., help="Output file: .safetensors (or .pth with "
-                               "--official-keys)."),
+    out_spelling: str = typer.Argument(..., metavar="OUT", help="Output file: .safetensors (or "
+                                        ".pth with --official-keys)."),
     official_keys: bool = typer.Option(False, "--official-keys", help="Write a .pth "
                                        "{'params': state_dict} with the official key names."),
     checkpoint: str = typer.Option("auto", "--checkpoint", help="auto (best if validated, "
                                    "else latest) | best | latest."),
 ) -> None:
     """Export a run's generator for `adacode sr/inpaint/recon --weights`."""
-    from adacode_cli.images.outputs import check_output_file
+    from adacode_cli.images.outputs import check_output_file, file_output
     from adacode_cli.train.preflight import check_export
 
+    out = file_output(out_spelling)
     check_export(run, out, checkpoint, official_keys)  # before torch loads
     check_output_file(run, out, read=[path for path in run.rglob("*") if path.is_file()])
     from adacode_cli.train.export import export_run

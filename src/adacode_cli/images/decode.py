@@ -18,7 +18,15 @@ from adacode_cli.errors import ImageError
 from adacode_cli.images.deep import is_wide, load_wide
 from adacode_cli.images.formats import PILLOW_READ_FORMATS
 from adacode_cli.images.orientation import make_upright, orientation_of, reset_orientation
-from adacode_cli.images.truncation import jpeg_shortfall, png_shortfall
+from adacode_cli.images.samples import is_single_channel_wide, narrowing, refusal, wide_grey
+from adacode_cli.images.truncation import (
+    gif_shortfall,
+    is_cut,
+    jpeg_scan_cut,
+    jpeg_shortfall,
+    png_shortfall,
+    unidentified,
+)
 
 # Pillow modes -> the mode converted to before reading the pixels (8-bit unless noted).
 _CONVERT = {
@@ -31,18 +39,17 @@ _CONVERT = {
     "RGB": "RGB",
     "RGBX": "RGB",
     "YCbCr": "RGB",
-    "LAB": "RGB",
     "HSV": "RGB",
     "CMYK": "RGB",
     "RGBA": "RGBA",
     "RGBa": "RGBA",
 }
-_GREY_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 # Failures a damaged or hostile file can make Pillow raise while identifying or decoding it.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
                   zlib.error)
 # Pixel data that ends cleanly but early, which Pillow fills in silently (see images.truncation).
-_SHORTFALL_CHECKS = {"PNG": png_shortfall, "JPEG": jpeg_shortfall, "MPO": jpeg_shortfall}
+_SHORTFALL_CHECKS = {"PNG": png_shortfall, "JPEG": jpeg_shortfall, "MPO": jpeg_shortfall,
+                     "GIF": gif_shortfall}
 # EXIF orientations that swap width and height (a quarter turn, with or without a flip).
 _TRANSPOSING = frozenset({5, 6, 7, 8})
 
@@ -51,10 +58,10 @@ _TRANSPOSING = frozenset({5, 6, 7, 8})
 class LoadedImage:
     """Pixels of an image (upright) and the metadata `write_image` needs to reproduce the file."""
 
-    rgb: np.ndarray  # HxWx3 uint8 or uint16; grey sources repeated into three channels
+    rgb: np.ndarray  # HxWx3 uint8, uint16 or float32 in [0, 1]; grey repeated into 3 channels
     alpha: np.ndarray | None  # HxW, same dtype as rgb
     is_grayscale: bool  # the source had one colour channel: write it back as grey
-    bit_depth: int  # 8 or 16
+    bit_depth: int  # 8, 16 or depth.FLOAT_DEPTH (32-bit float samples)
     icc_profile: bytes | None
     exif: bytes | None  # orientation reset to 1 once applied to the pixels
     format: str  # Pillow's format name, e.g. "PNG"
@@ -71,7 +78,8 @@ class MemoryBudget:
 
     def needed(self, image: Image.Image) -> int:
         """Bytes of Pillow's decoded image, our RGB array and the result array."""
-        sample = 2 if image.mode in _GREY_16 or is_wide(image) else 1
+        wide = image.mode.startswith("I;") or is_wide(image)
+        sample = 4 if image.mode == "F" else 2 if wide else 1
         bands = len(image.getbands())
         per_pixel = bands * sample + 3 * sample * (1 + self.output_scale**2)
         return int(image.size[0] * image.size[1] * per_pixel)
@@ -92,6 +100,8 @@ def read_image(
     """
     path = Path(path)
     with _opened(path, max_pixels) as image:
+        if (reason := refusal(image)) is not None:
+            raise ImageError(f"{path}: {reason}")
         if budget is not None:
             _check_memory(image, path, budget)
         _check_complete(image, path)
@@ -139,8 +149,10 @@ def _opened(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
     except PermissionError as exc:
         raise ImageError(f"{path}: permission denied") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{path}: not an image, or not PNG/JPEG/WebP/TIFF/BMP/GIF") from exc
-    except _DECODE_ERRORS as exc:
+        raise ImageError(f"{path}: {unidentified(path)}") from exc
+    except DECODE_ERRORS as exc:
+        if "truncated" in str(exc).lower() or is_cut(path):  # Pillow ran out of bytes
+            raise ImageError(f"{path}: truncated image ({_one_line(exc)})") from exc
         raise ImageError(f"{path}: cannot decode image ({_one_line(exc)})") from exc
 
 
@@ -179,14 +191,17 @@ def _check_memory(image: Image.Image, path: Path, budget: MemoryBudget) -> None:
 def _load(image: Image.Image, path: Path) -> LoadedImage:
     # Pixels first: reading metadata (getexif) may load the image and drop the tiles that
     # the 16-bit decoder needs.
+    narrowed = narrowing(image)
     if is_wide(image):
         pixels, bit_depth = load_wide(image), 16
     else:
         pixels, bit_depth = _pixels(image, path)
-    notes = []
+    if image.format in ("JPEG", "MPO") and (cut := jpeg_scan_cut(path, image)) is not None:
+        raise ImageError(f"{path}: truncated image: {cut}")
+    notes = [] if narrowed is None else [f"{path}: {narrowed}"]
     try:
         frames = getattr(image, "n_frames", 1)
-    except _DECODE_ERRORS:  # counting reads every frame: a file cut after the first one
+    except DECODE_ERRORS:  # counting reads every frame: a file cut after the first one
         notes.append(f"{path}: the frames after the first are damaged (a truncated file?); "
                      "only the first is used")
         frames = 1
@@ -219,10 +234,12 @@ def _load(image: Image.Image, path: Path) -> LoadedImage:
 
 def _pixels(image: Image.Image, path: Path) -> tuple[np.ndarray, int]:
     """Decode a Pillow-supported mode to HxWxC (C = 1, 2, 3 or 4) and its bit depth."""
+    if is_single_channel_wide(image):
+        grey, bit_depth, problem = wide_grey(image)
+        if problem is not None:
+            raise ImageError(f"{path}: {problem}")
+        return grey, bit_depth
     image.load()
-    if image.mode in _GREY_16:
-        grey = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
-        return grey[..., None], 16
     target = _CONVERT.get(image.mode)
     if target is None:
         raise ImageError(f"{path}: unsupported pixel mode {image.mode}")

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 _MAX = {8: 255, 16: 65535}
+#: The bit depth that stands for float32 samples in [0, 1] (TIFF's 32-bit float).
+FLOAT_DEPTH = 32
 
 
 def to_bit_depth(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
-    """`pixels` as uint8 (bit_depth 8) or uint16 (16), rescaled exactly: 255 <-> 65535."""
+    """`pixels` as uint8 (bit_depth 8), uint16 (16), rescaled exactly: 255 <-> 65535, or
+    float32 in [0, 1] (FLOAT_DEPTH)."""
+    if bit_depth == FLOAT_DEPTH:
+        return np.clip(to_float(pixels), 0.0, 1.0)
     target = np.uint8 if bit_depth == 8 else np.uint16
     if pixels.dtype == target:
         return pixels
@@ -20,6 +25,11 @@ def to_bit_depth(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
         scaled = np.clip(pixels, 0.0, 1.0) * _MAX[bit_depth]
         return np.rint(scaled).astype(target)
     raise TypeError(f"unsupported sample type {pixels.dtype}")
+
+
+def white(dtype: np.dtype) -> float:
+    """The brightest sample of `dtype`: 255, 65535, or 1.0 for float."""
+    return 1.0 if np.issubdtype(dtype, np.floating) else float(np.iinfo(dtype).max)
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:

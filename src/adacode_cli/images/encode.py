@@ -11,10 +11,15 @@ from PIL import Image
 
 from adacode_cli.atomic import atomic_path
 from adacode_cli.errors import ImageError
-from adacode_cli.images.depth import to_bit_depth, to_float
-from adacode_cli.images.formats import ALPHA_FORMATS, SIXTEEN_BIT_FORMATS, writable_format
+from adacode_cli.images.depth import FLOAT_DEPTH, to_bit_depth, to_float
+from adacode_cli.images.formats import (
+    ALPHA_FORMATS,
+    FLOAT_FORMATS,
+    SIXTEEN_BIT_FORMATS,
+    writable_format,
+)
 from adacode_cli.images.png16 import encode_png16
-from adacode_cli.images.tiff16 import encode_tiff16
+from adacode_cli.images.tiff16 import encode_tiff
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's RGB -> L
 _ICC_SPACE = {b"RGB ": 3, b"GRAY": 1}  # ICC header colour space -> colour channels
@@ -33,20 +38,23 @@ def write_image(
 ) -> None:
     """Write HxWx3 `rgb` (uint8, uint16 or float32 in [0, 1]) to `path`, atomically.
 
-    The extension picks the format (png, jpg/jpeg, webp, tif/tiff). `bit_depth` 16 is kept where
-    the format stores it (PNG, TIFF) and reduced to 8 elsewhere; `alpha` (HxW) is dropped for
-    JPEG; `grayscale` writes one luma channel. ICC and EXIF go wherever the format carries them,
-    except that 16-bit TIFFs carry no EXIF.
+    The extension picks the format (png, jpg/jpeg, webp, tif/tiff). `bit_depth` FLOAT_DEPTH
+    (float32 samples) is kept by TIFF and becomes 16 for PNG; 16 is kept where the format stores
+    it (PNG, TIFF); JPEG and WebP are 8-bit. `alpha` (HxW) is dropped for JPEG; `grayscale`
+    writes one luma channel. ICC and EXIF go wherever the format carries them, except that
+    16-bit and float TIFFs carry no EXIF.
     """
     path = Path(path)
     fmt = writable_format(path)
-    if bit_depth not in (8, 16):
-        raise ValueError(f"bit_depth must be 8 or 16, not {bit_depth}")
+    if bit_depth not in (8, 16, FLOAT_DEPTH):
+        raise ValueError(f"bit_depth must be 8, 16 or {FLOAT_DEPTH}, not {bit_depth}")
+    if bit_depth == FLOAT_DEPTH and fmt not in FLOAT_FORMATS:
+        bit_depth = 16
     if fmt not in SIXTEEN_BIT_FORMATS:
         bit_depth = 8
     pixels = _assemble(rgb, alpha if fmt in ALPHA_FORMATS else None, grayscale, bit_depth)
-    if fmt == "TIFF" and pixels.shape[2] == 2 and bit_depth == 16:
-        # No reader we rely on opens 16-bit grey+alpha TIFF: store it as RGBA.
+    if fmt == "TIFF" and pixels.shape[2] == 2 and bit_depth != 8:
+        # No reader we rely on opens 16-bit or float grey+alpha TIFF: store it as RGBA.
         pixels = np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:]], axis=2)
     icc_profile = _matching_profile(icc_profile, pixels.shape[2])
     try:
@@ -96,8 +104,8 @@ def _save(
         with open(temp, "wb") as out:
             out.writelines(encode_png16(pixels, icc_profile=icc_profile, exif=exif))
         return
-    if bit_depth == 16:
-        temp.write_bytes(encode_tiff16(pixels, icc_profile=icc_profile))
+    if bit_depth != 8:
+        temp.write_bytes(encode_tiff(pixels, icc_profile=icc_profile))
         return
     image = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
     options: dict[str, object] = {}

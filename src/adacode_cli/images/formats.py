@@ -23,9 +23,10 @@ WRITABLE_FORMATS = {
     ".tiff": "TIFF",
 }
 
-#: Formats that store an alpha channel / 16 bits per sample.
+#: Formats that store an alpha channel / 16 bits per sample / 32-bit float samples.
 ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
 SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
+FLOAT_FORMATS = frozenset({"TIFF"})
 
 
 def is_image_path(path: Path) -> bool:

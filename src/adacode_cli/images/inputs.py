@@ -50,7 +50,7 @@ def list_inputs(spec: str, recursive: bool) -> InputListing:
     readable files (broken links, link loops, FIFOs, folders) are listed as skipped. Finding
     nothing is a usage error.
     """
-    path = Path(spec)
+    path = spelled_path(spec)
     kind = _entry_kind(path)
     if kind == _FILE:
         if recursive:
@@ -72,6 +72,22 @@ def list_inputs(spec: str, recursive: bool) -> InputListing:
             raise AdaCodeError(f"{spec}: the pattern matches no images ({_extension_list()})")
         return listing
     raise AdaCodeError(f"{spec}: no such file or folder")
+
+
+def names_folder(spelling: str) -> bool:
+    """Whether the user wrote `spelling` with a trailing path separator, which says "a folder"
+    (as `cp` and `rsync` read it); pathlib, and so Typer's Path arguments, drop it."""
+    return spelling.endswith(tuple({"/", os.sep, os.altsep or "/"}))
+
+
+def spelled_path(spelling: str) -> Path:
+    """The path the user wrote; a trailing separator on an entry that is there but is not a
+    folder (`photo.png/`) is a usage error, as the system itself refuses to open one."""
+    path = Path(spelling)
+    if names_folder(spelling) and os.path.lexists(path) and not path.is_dir():
+        raise AdaCodeError(f"{spelling}: is {what_is(path)}, but the trailing "
+                           f"'{spelling[-1]}' names a folder")
+    return path
 
 
 def images_in(folder: Path, *, recursive: bool) -> list[Path]:

@@ -9,9 +9,10 @@ planned here too: the result (a video container) and the work folder that holds 
 while it is made (`video.segments.work_folder`) follow the same rules.
 
 OUTPUT names a result file only for a single input and only with an image extension or video
-container we write; anything else is a folder (created when missing). A single input with an
-OUTPUT that has another extension and is not an existing folder is refused rather than turned
-into a folder `out.txt/`.
+container we write, and never when written with a trailing path separator (`out.png/` is a
+folder, as `cp` reads it); anything else is a folder (created when missing). A single input with
+an OUTPUT that has another extension and is not an existing folder is refused rather than turned
+into a folder `out.txt/`, unless that trailing separator says a folder is meant.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from pathlib import Path
 
 from adacode_cli.errors import AdaCodeError
 from adacode_cli.images.formats import WRITABLE_FORMATS
-from adacode_cli.images.inputs import find_shared_write, output_suffix, resolved, what_is
+from adacode_cli.images.inputs import (
+    find_shared_write,
+    names_folder,
+    output_suffix,
+    resolved,
+    spelled_path,
+    what_is,
+)
 from adacode_cli.video.codecs import CONTAINERS, is_video_input
 from adacode_cli.video.segments import work_folder
 
@@ -56,11 +64,26 @@ class OutputRequest:
     suffix: str = ""
     side_files: tuple[SideFile, ...] = ()
     animated: bool = False  # animated GIF/WebP inputs are videos
+    as_folder: bool = False  # OUTPUT was written with a trailing separator: a folder
+
+    @classmethod
+    def spelled(cls, output: str | None, task: str, *, ext: str = "auto", suffix: str = "",
+                side_files: tuple[SideFile, ...] = (), animated: bool = False) -> OutputRequest:
+        """The request for OUTPUT as the user wrote it (a trailing separator kept in mind)."""
+        path = None if output is None else spelled_path(output)
+        return cls(path, task, ext, suffix, side_files, animated,
+                   as_folder=output is not None and names_folder(output))
 
     @property
     def folder(self) -> Path:
         """The output folder (meaningful when OUTPUT is not a file)."""
         return self.output if self.output is not None else Path(f"adacode-{self.task}")
+
+    @property
+    def names_one_file(self) -> bool:
+        """OUTPUT names the one result file rather than a folder."""
+        return (self.output is not None and not self.as_folder
+                and is_file_output(self.output))
 
 
 @dataclass(frozen=True)
@@ -103,16 +126,19 @@ def plan_output(
     ext: str = "auto",
     suffix: str = "",
     video: bool = False,
+    as_folder: bool = False,
 ) -> Path:
     """Where the result for `input_path` goes (no safety checks: see `plan_run`).
 
     In a folder the result keeps the input's stem plus `suffix` and its sub-folder below
     `input_root`; its format is the input's unless `ext` names one, and inputs in formats we
     cannot write (gif, bmp) become png. A `video` becomes .mp4 unless `ext` names a container.
+    `as_folder`: OUTPUT was written with a trailing separator, so it is a folder whatever its
+    name.
     """
     if ext not in EXT_CHOICES:
         raise AdaCodeError(f"unknown output format '{ext}' (choose from {', '.join(EXT_CHOICES)})")
-    if output is not None and is_file_output(output):
+    if output is not None and not as_folder and is_file_output(output):
         _check_file_kind(input_path, output, video)
         same_kind = ext != "auto" and _is_video_ext("." + ext) == video
         if same_kind and _canonical(output.suffix) != _canonical("." + ext):
@@ -135,7 +161,7 @@ def plan_run(
     `protected` are further files the run reads (masks, the weights file): never written.
     """
     check_suffix(request.suffix)
-    writes_a_file = request.output is not None and is_file_output(request.output)
+    writes_a_file = request.names_one_file
     if writes_a_file and len(inputs) > 1:
         raise AdaCodeError(
             f"{request.output}: {len(inputs)} inputs need an output folder, not a file"
@@ -172,6 +198,15 @@ def check_planned(
     return [_with_existing(plan) for plan in plans]
 
 
+def file_output(spelling: str) -> Path:
+    """The one output file of a command such as `convert` or `train export`, as the user wrote
+    it: with a trailing separator it names a folder, which such a command cannot write."""
+    if names_folder(spelling):
+        raise AdaCodeError(f"{spelling}: the output is one file, but the trailing "
+                           f"'{spelling[-1]}' names a folder; write the file's name")
+    return Path(spelling)
+
+
 def check_output_file(source: Path, output: Path, *, read: Iterable[Path] = ()) -> None:
     """The one file a command such as `convert` or `train export` makes from `source`, checked
     by the same rules before any work: not `source` or another file it reads (links and other
@@ -183,7 +218,7 @@ def earlier_results(inputs: list[Path], *, input_root: Path | None,
                     request: OutputRequest) -> set[Path]:
     """Inputs that this run would itself write (results of an earlier run into the same folder,
     e.g. `a_r.png` beside `a.png` with `--suffix _r`): they are not restored again."""
-    if request.output is not None and is_file_output(request.output):
+    if request.names_one_file:
         return set()
     written: dict[Path, Path] = {}
     for source in inputs:
@@ -198,7 +233,8 @@ def _planned(source: Path, input_root: Path | None, request: OutputRequest) -> P
     for a video, one is refused rather than silently left out."""
     video = is_video_input(source, request.animated)
     result = plan_output(source, input_root=input_root, output=request.output,
-                         task=request.task, ext=request.ext, suffix=request.suffix, video=video)
+                         task=request.task, ext=request.ext, suffix=request.suffix, video=video,
+                         as_folder=request.as_folder)
     if video:
         for side in request.side_files:
             raise AdaCodeError(
@@ -242,7 +278,7 @@ def _check_folder_name(request: OutputRequest, inputs: list[Path]) -> None:
     if folder.exists() and not folder.is_dir():
         raise AdaCodeError(f"{folder}: is a file, but the output must be a folder here")
     if (request.output is not None and len(inputs) == 1 and not folder.exists()
-            and request.output.suffix):
+            and request.output.suffix and not request.as_folder):
         choices = ", ".join(sorted(WRITABLE_FORMATS))
         raise AdaCodeError(
             f"{folder}: not an image file name adacode writes ({choices}) nor an existing "

@@ -1,4 +1,4 @@
-"""A 16-bit TIFF writer: Pillow cannot save 16-bit RGB or RGBA TIFFs."""
+"""A TIFF writer for what Pillow cannot save: 16-bit RGB(A), and 32-bit float samples."""
 
 from __future__ import annotations
 
@@ -11,17 +11,23 @@ NO_COMPRESSION = 1
 DEFLATE = 8  # "Adobe deflate", readable by libtiff and every mainstream reader
 _STRIP_BYTES = 1 << 18
 _SHORT, _LONG, _UNDEFINED = 3, 4, 7
+_SAMPLE_FORMATS = {np.dtype(np.uint16): 1, np.dtype(np.float32): 3}  # unsigned int, IEEE float
 
 
-def encode_tiff16(
+def encode_tiff(
     pixels: np.ndarray, *, icc_profile: bytes | None = None, compression: int = DEFLATE
 ) -> bytes:
-    """Bytes of a little-endian 16-bit TIFF of an HxWxC uint16 array (C = 1 grey, 3 RGB, 4 RGBA).
+    """Bytes of a little-endian TIFF of an HxWxC uint16 or float32 array (C = 1 grey, 3 RGB,
+    4 RGBA).
 
-    Grey+alpha is not offered: Pillow, and so `read_image`, cannot open such a file.
+    Grey+alpha is not offered: Pillow, and so `read_image`, cannot open such a file. Of the
+    float files, Pillow (and so `read_image`) opens only the grey ones.
     """
     height, width, channels = pixels.shape
-    data = np.ascontiguousarray(pixels, dtype="<u2").view(np.uint8).reshape(height, -1)
+    sample_format = _SAMPLE_FORMATS[pixels.dtype]
+    bits = 8 * pixels.dtype.itemsize
+    little_endian = pixels.dtype.newbyteorder("<")
+    data = np.ascontiguousarray(pixels, dtype=little_endian).view(np.uint8).reshape(height, -1)
     rows_per_strip = max(1, _STRIP_BYTES // data.shape[1])
     strips = [data[y : y + rows_per_strip].tobytes() for y in range(0, height, rows_per_strip)]
     if compression == DEFLATE:
@@ -41,7 +47,7 @@ def encode_tiff16(
     tags: list[tuple[int, int, list[int] | bytes]] = [
         (256, _LONG, [width]),
         (257, _LONG, [height]),
-        (258, _SHORT, [16] * channels),
+        (258, _SHORT, [bits] * channels),
         (259, _SHORT, [compression]),
         (262, _SHORT, [2 if channels >= 3 else 1]),
         (273, _LONG, strip_offsets),
@@ -49,6 +55,7 @@ def encode_tiff16(
         (278, _LONG, [rows_per_strip]),
         (279, _LONG, [len(strip) for strip in strips]),
         (284, _SHORT, [1]),
+        (339, _SHORT, [sample_format] * channels),
     ]
     if channels == 4:
         tags.append((338, _SHORT, [2]))  # extra sample: unassociated alpha
@@ -56,7 +63,7 @@ def encode_tiff16(
         tags.append((34675, _UNDEFINED, icc_profile))
 
     entries = []
-    for tag, kind, values in tags:
+    for tag, kind, values in sorted(tags, key=lambda entry: entry[0]):  # TIFF wants tag order
         payload = values if isinstance(values, bytes) else _pack(kind, values)
         value = payload.ljust(4, b"\0") if len(payload) <= 4 else struct.pack("<I", place(payload))
         entries.append(struct.pack("<HHI", tag, kind, len(payload) // _size(kind)) + value)

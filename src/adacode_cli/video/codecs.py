@@ -32,12 +32,14 @@ def is_video_input(path: Path, animated: bool) -> bool:
         return True
     if not (animated and suffix in ANIMATED_EXTENSIONS):
         return False
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from adacode_cli.images.decode import DECODE_ERRORS
 
     try:
         with Image.open(path) as image:
             return getattr(image, "n_frames", 1) > 1
-    except (OSError, UnidentifiedImageError):
+    except DECODE_ERRORS:  # a damaged or cut animation: read as an image, which says why
         return False
 
 
