@@ -303,3 +303,22 @@ def test_a_single_mask_that_would_fail_every_image_is_a_usage_error(tmp_path, sr
         assert ran.returncode == USAGE, (mask, ran.stderr)
         assert ran.stderr.startswith(f"error: --mask {mask}: ") and message in ran.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_damaged_metadata_gives_our_one_line_not_pillows_warning(
+    tmp_path: Path, sr_model: Path
+) -> None:
+    """A TIFF cut inside its first directory makes Pillow warn ("Corrupt EXIF data", two
+    lines naming its own source file) before our one line about the truncated file."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(noise((48, 64, 3))).save(buffer, "TIFF", compression="tiff_lzw")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(buffer.getvalue()[:8])
+    result = run_adacode("sr", str(cut), str(tmp_path / "out.png"), "-w", str(sr_model), "-q")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"failed: {cut}: truncated image: the file ends "
+                                          "before what its TIFF header describes"]

@@ -91,6 +91,25 @@ def test_libjpeg_fills_a_cut_scan_with_grey_which_is_refused(tmp_path: Path) -> 
         read_image(path)
 
 
+def test_a_file_read_whole_before_is_not_decoded_twice_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last-scan check decodes a JPEG a second time; training reads every image of its
+    checked data set again for each sample, and pays it only in the check."""
+    from adacode_cli.images import decode
+    from adacode_cli.train.image_files import read_rgb
+
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(jpeg())
+    calls: list[Path] = []
+    original = decode.jpeg_scan_cut
+    monkeypatch.setattr(decode, "jpeg_scan_cut",
+                        lambda *args: calls.append(args[0]) or original(*args))
+    first = read_rgb(path)
+    again = read_rgb(path, read_before=True)
+    assert calls == [path] and np.array_equal(first, again)
+
+
 def test_a_progressive_jpeg_cut_between_scans_is_truncated(tmp_path: Path) -> None:
     """Cut just before a scan header, every earlier scan complete: libjpeg returns a blurred
     image without a word; the scan headers show that coefficients were never sent."""

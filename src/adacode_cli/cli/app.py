@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import typer
@@ -99,6 +100,10 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = sys.argv[1:] if argv is None else argv
     _escape_unprintable_names()
+    if not _wants_traceback(args):
+        # Pillow warns about damaged metadata (a cut TIFF's or JPEG's EXIF) on stderr, in two
+        # lines naming its own source; what matters of a damaged file is our one line
+        warnings.filterwarnings("ignore", module="PIL")
     try:
         with sigterm_as_interrupt():
             app(args=args, prog_name="adacode")

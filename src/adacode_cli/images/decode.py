@@ -90,6 +90,7 @@ def read_image(
     *,
     max_pixels: int | None = None,
     budget: MemoryBudget | None = None,
+    read_before: bool = False,
 ) -> LoadedImage:
     """Read `path`; any problem with the file raises `ImageError` naming it.
 
@@ -97,6 +98,9 @@ def read_image(
     before decoding, so a small hostile file cannot expand into gigabytes of memory; `budget`
     refuses, also before decoding, an image whose arrays would not fit in the memory free.
     Pixel data that stops short of the declared size is an error, never black rows.
+    `read_before`: this process read the file whole already (a training set, checked at the
+    start and read again for every sample), so the one costly check, a second decode of a
+    JPEG for a cut inside its last scan, is not repeated.
     """
     path = Path(path)
     with _opened(path, max_pixels) as image:
@@ -105,7 +109,7 @@ def read_image(
         if budget is not None:
             _check_memory(image, path, budget)
         _check_complete(image, path)
-        return _load(image, path)
+        return _load(image, path, read_before)
 
 
 def read_size(path: str | PathLike[str]) -> tuple[int, int]:
@@ -188,7 +192,7 @@ def _check_memory(image: Image.Image, path: Path, budget: MemoryBudget) -> None:
         )
 
 
-def _load(image: Image.Image, path: Path) -> LoadedImage:
+def _load(image: Image.Image, path: Path, read_before: bool = False) -> LoadedImage:
     # Pixels first: reading metadata (getexif) may load the image and drop the tiles that
     # the 16-bit decoder needs.
     narrowed = narrowing(image)
@@ -196,7 +200,8 @@ def _load(image: Image.Image, path: Path) -> LoadedImage:
         pixels, bit_depth = load_wide(image), 16
     else:
         pixels, bit_depth = _pixels(image, path)
-    if image.format in ("JPEG", "MPO") and (cut := jpeg_scan_cut(path, image)) is not None:
+    if image.format in ("JPEG", "MPO") and not read_before \
+            and (cut := jpeg_scan_cut(path, image)) is not None:
         raise ImageError(f"{path}: truncated image: {cut}")
     notes = [] if narrowed is None else [f"{path}: {narrowed}"]
     try:

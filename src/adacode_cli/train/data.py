@@ -123,12 +123,13 @@ class TrainingImages(Dataset):
 
     def _sample(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         spec = self.spec
-        gt = to_float(read_rgb(self.hq[index]))
+        # every image was read whole when the data set was checked (`data_check`)
+        gt = to_float(read_rgb(self.hq[index], read_before=True))
         options = {"gt_size": spec.gt_size, "flip": spec.flip, "rotate": spec.rotate}
         if spec.kind == "hq":
             return {"gt": _tensor(hq_crop(gt, spec, rng))}
         if self.lq is not None:
-            lq = to_float(read_rgb(self.lq[index]))
+            lq = to_float(read_rgb(self.lq[index], read_before=True))
             lq, gt = paired_crop(gt, lq, rng, scale=spec.scale, resize_crop=spec.resize_crop,
                                  **options)
         elif spec.kind == "sr":

@@ -26,6 +26,7 @@ def list_images(folder: Path) -> list[Path]:
     return found
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB, upright; a file that cannot be read raises `ImageError`."""
-    return to_bit_depth(read_image(path).rgb, 8)
+def read_rgb(path: Path, read_before: bool = False) -> np.ndarray:
+    """HxWx3 uint8 RGB, upright; a file that cannot be read raises `ImageError`.
+    `read_before`: see `read_image`."""
+    return to_bit_depth(read_image(path, read_before=read_before).rgb, 8)
