@@ -205,7 +205,7 @@ def main() -> None:
         return
     measurements: list[Measurement] = []
     with tempfile.TemporaryDirectory() as workdir:
-        for task in args.tasks.split(","):
+        for task in filter(None, args.tasks.split(",")):  # --tasks "": the probes alone
             size = args.size or DEFAULT_SIZES[task]
             if args.spill_probe:
                 chosen = spill_variants(task, size, args.threads, args.spill_limit_gb)
