@@ -37,6 +37,16 @@ def timed(command: list[str], home: Path) -> float:
     return time.perf_counter() - started
 
 
+def timed_restore(command: list[str], home: Path, output: Path) -> float:
+    """Seconds of one restoring process. Its output is removed first and must exist after: a
+    run that skipped the image (its output exists) or failed would time no restoring at all."""
+    output.unlink(missing_ok=True)
+    seconds = timed(command, home)
+    if not output.is_file():
+        raise SystemExit(f"no output from {' '.join(command)}")
+    return seconds
+
+
 def startup_rows(repeats: int) -> list[list[str]]:
     """The start-up table: case, seconds, ratio to the torch import floor."""
     from PIL import Image
@@ -50,12 +60,13 @@ def startup_rows(repeats: int) -> list[list[str]]:
         save_safetensors(model, network.config, network.state_dict())
         Image.fromarray(photo_like(64)).save(work / "in64.png")
         home = work / "home"
+        output = work / "out.png"
         restore = [sys.executable, "-m", "adacode_cli", "sr", str(work / "in64.png"),
-                   str(work / "out.png"), "-w", str(model), "-q"]
+                   str(output), "-w", str(model), "-q"]
         floor = statistics.median(
             timed([sys.executable, "-c", "import torch"], home) for _ in range(repeats))
-        first = timed(restore, home)
-        later = statistics.median(timed(restore, home) for _ in range(repeats))
+        first = timed_restore(restore, home, output)
+        later = statistics.median(timed_restore(restore, home, output) for _ in range(repeats))
         usage = statistics.median(
             timed([sys.executable, "-m", "adacode_cli", "sr", str(work / "nosuch.png")], home)
             for _ in range(repeats))
