@@ -83,6 +83,9 @@ def test_remove_all_and_download_needs_names(
         (["path", "nope"], "unknown weights 'nope': valid names are loss-a"),
         (["download", "--offline", "disc"], "adacode weights download disc"),
         (["verify", "disc"], "disc is not cached"),
+        # not "not cached: run `adacode weights download nope`", which would fail as well
+        (["verify", "nope"], "unknown weights 'nope': neither a registry name nor in the cache"),
+        (["remove", "nope"], "unknown weights 'nope': neither a registry name nor in the cache"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(

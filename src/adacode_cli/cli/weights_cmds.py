@@ -133,7 +133,9 @@ def verify(
     """Re-hash cached files against their stored records (no network)."""
     from adacode_cli.weights.cache import CachePaths, cache_root, cached_names, verify_cached
 
-    names = [name] if name else cached_names(cache_root(cache_dir) / "weights")
+    present = cached_names(cache_root(cache_dir) / "weights")
+    names = [name] if name else present
+    _refuse_unknown(names, present)
     if not names and not quiet:
         typer.echo("no weights are cached", err=True)
 
@@ -145,6 +147,20 @@ def verify(
     if failed:
         raise WeightsError(
             f"{len(failed)} cached model(s) failed verification: {', '.join(failed)}"
+        )
+
+
+def _refuse_unknown(names: list[str], present: list[str]) -> None:
+    """A name neither in the registry nor in the cache is a usage error, before any work (not
+    "not cached: run `adacode weights download`", which would fail too)."""
+    from adacode_cli.weights.registry import load_registry, validate_name
+
+    known = set(load_registry().names) | set(present)
+    unknown = [name for name in names if validate_name(name) not in known]
+    if unknown:
+        raise WeightsError(
+            f"unknown weights {unknown[0]!r}: neither a registry name nor in the cache "
+            f"(`adacode weights list` shows both)"
         )
 
 
@@ -169,18 +185,11 @@ def remove(
         unwritable_cache,
     )
     from adacode_cli.weights.lock import exclusive_lock, writers_lock
-    from adacode_cli.weights.registry import load_registry, validate_name
 
     folder = cache_root(cache_dir) / "weights"
     present = cached_names(folder, with_locks=True)
     chosen = _chosen(names, all_models) or present
-    known = set(load_registry().names) | set(present)
-    unknown = [name for name in chosen if validate_name(name) not in known]
-    if unknown:
-        raise WeightsError(
-            f"unknown weights {unknown[0]!r}: neither a registry name nor in the cache "
-            f"(`adacode weights list` shows both)"
-        )
+    _refuse_unknown(chosen, present)
     if not chosen and not quiet:
         typer.echo("no weights are cached", err=True)
     if not folder.is_dir():
