@@ -8,8 +8,9 @@ fp32 and bf16 (`cpu.py --quick`); tiles side by side with the official tiling at
 (`cpu.py --tile-compare`, also with the Swin steps per tile as in earlier releases);
 PSNR(tiled, whole) on photos against the seam profile's prediction
 (`seams.py`); exact statistics in RAM against spilled to disk (`cpu.py --spill-probe`); the
-2000 x 2000 x4 memory probe under 3 GB, through 12 of its 24 spilled layered segments
-(`cpu.py --memory-probe`). `--skip` leaves parts out
+2000 x 2000 x4 memory probe under 3 GB, through its first 1200 tile batches (10-12 of its 24
+spilled layered segments, as many as the tiles allow) (`cpu.py --memory-probe`). `--skip` leaves
+parts out
 (their names: startup, engine, tiles, seams, spill, memory). Weights are random (seed 0) on
 the full-size official architecture; photos are scikit-image's samples.
 """
