@@ -139,9 +139,9 @@ def profile(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu")
     """The counted cost of `config` at `dtype` for a `device_type` device: measured once per
     model, precision, device type and torch version, then read from the profile cache."""
     key = profile_cache.profile_key(config, dtype, device_type)
-    return MemoryProfile.from_record(profile_cache.cached(
+    return profile_cache.cached(
         key, lambda: count_on_meta(config, dtype, device_type).to_record(),
-        MemoryProfile.from_record))
+        MemoryProfile.from_record)
 
 
 def count_on_meta(config: AdaCodeConfig, dtype: torch.dtype, device_type: str = "cpu"
@@ -260,9 +260,9 @@ def device_profile(
 ) -> MemoryProfile:
     """`measure_on_device`, once per model, precision, device model and torch version."""
     key = profile_cache.profile_key(config, dtype, torch.cuda.get_device_name(device))
-    return MemoryProfile.from_record(profile_cache.cached(
+    return profile_cache.cached(
         key, lambda: measure_on_device(network, config, device, dtype, precision).to_record(),
-        MemoryProfile.from_record))
+        MemoryProfile.from_record)
 
 
 def measure_on_device(

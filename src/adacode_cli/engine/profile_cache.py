@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -27,6 +27,7 @@ from adacode_cli.weights.cache import cache_root
 FORMAT_VERSION = 4  # 2: counts the `whole` steps; 3: as fixed + per-pixel bytes; 4: per device type
 
 Record = dict[str, Any]
+T = TypeVar("T")
 
 
 def profile_key(config: AdaCodeConfig, dtype: torch.dtype, device: str) -> Record:
@@ -45,12 +46,11 @@ def profile_path(key: Record) -> Path:
     return cache_root() / "profiles" / f"{digest[:24]}.json"
 
 
-def cached(key: Record, measure: Callable[[], Record],
-           check: Callable[[Record], object] = dict) -> Record:
-    """The stored profile for `key`, else the one shipped with the package for the official
-    models (`shipped_profiles`), else `measure()`, stored for the next run.
+def cached(key: Record, measure: Callable[[], Record], parse: Callable[[Record], T]) -> T:
+    """`parse` of the stored profile for `key`, else of the one shipped with the package for the
+    official models (`shipped_profiles`), else of `measure()`, stored for the next run.
 
-    A stored profile is used only if `check` accepts it (a file edited or damaged into other
+    A stored profile is used only if `parse` accepts it (a file edited or damaged into other
     values is measured again); a cache folder that cannot be written costs only the speed-up,
     never the run.
     """
@@ -58,15 +58,13 @@ def cached(key: Record, measure: Callable[[], Record],
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
         if stored.get("key") == json.loads(json.dumps(key)):
-            record = dict(stored["profile"])
-            check(record)
-            return record
+            return parse(dict(stored["profile"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     packaged = shipped(key)
     if packaged is not None:
-        return packaged
+        return parse(packaged)
     measured = measure()
     with contextlib.suppress(OSError):
         atomic_write_text(path, json.dumps({"key": key, "profile": measured}, sort_keys=True))
-    return measured
+    return parse(measured)
